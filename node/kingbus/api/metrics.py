@@ -1,0 +1,95 @@
+"""The node's Prometheus metrics, registered on a registry the caller owns.
+
+No global registry: the node builds one ``CollectorRegistry``, hands it to :class:`Metrics`
+(which the node keeps and updates) and to ``make_admin_app`` (which serves it on /metrics).
+prometheus_client metrics are thread-safe, so the Raft tick thread may update them directly.
+
+States are exported as one gauge per possible value with a label (``kingbus_raft_role{role=
+"leader"} 1``, the others 0), which keeps PromQL short and lets alerts match on the label.
+"""
+
+from __future__ import annotations
+
+from typing import Final, get_args
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Info
+
+from kingbus.api.control import Role, SourceState
+
+ROLES: Final[tuple[str, ...]] = get_args(Role)
+SOURCE_STATES: Final[tuple[str, ...]] = get_args(SourceState)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.node_info = Info("kingbus_node", "Identity of this node", registry=r)
+        self.raft_role = Gauge(
+            "kingbus_raft_role", "1 for this node's current Raft role", ["role"], registry=r
+        )
+        self.raft_term = Gauge("kingbus_raft_term", "Current Raft term", registry=r)
+        self.raft_commit_index = Gauge("kingbus_raft_commit_index", "Raft commit index", registry=r)
+        self.raft_applied_index = Gauge(
+            "kingbus_raft_applied_index", "Last Raft index applied to the store", registry=r
+        )
+        self.apply_lag_entries = Gauge(
+            "kingbus_apply_lag_entries", "Raft commit index minus applied index", registry=r
+        )
+        self.raft_members = Gauge("kingbus_raft_members", "Members in the current configuration", registry=r)
+        self.raft_leader_changes = Counter(
+            "kingbus_raft_leader_changes", "Leader changes seen by this node", registry=r
+        )
+        self.committed_transactions = Counter(
+            "kingbus_committed_transactions", "Transactions committed through Raft and stored", registry=r
+        )
+        self.committed_bytes = Counter(
+            "kingbus_committed_bytes", "Bytes of transactions committed through Raft and stored", registry=r
+        )
+        self.source_state = Gauge(
+            "kingbus_source_state", "1 for the syncer's current state (leader only)", ["state"], registry=r
+        )
+        self.source_lag_seconds = Gauge(
+            "kingbus_source_lag_seconds", "Seconds between the source writing and Raft committing", registry=r
+        )
+        self.source_reconnects = Counter(
+            "kingbus_source_reconnects", "Connections the syncer opened to the source", registry=r
+        )
+        self.store_bytes = Gauge("kingbus_store_bytes", "Bytes in the binlog store's segments", registry=r)
+        self.store_files = Gauge("kingbus_store_files", "Segment files in the binlog store", registry=r)
+        self.replicas_connected = Gauge(
+            "kingbus_replicas_connected", "Replica dump sessions being served", registry=r
+        )
+        self.replica_bytes_sent = Counter(
+            "kingbus_replica_bytes_sent", "Binlog bytes sent to replicas", registry=r
+        )
+        self.set_role("follower")
+        self.set_source_state("stopped")
+
+    def set_identity(self, *, name: str, raft: str, admin: str) -> None:
+        self.node_info.info({"name": name, "raft": raft, "admin": admin})
+
+    def set_role(self, role: str) -> None:
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}")
+        for each in ROLES:
+            self.raft_role.labels(role=each).set(1 if each == role else 0)
+
+    def set_source_state(self, state: str) -> None:
+        if state not in SOURCE_STATES:
+            raise ValueError(f"unknown source state {state!r}")
+        for each in SOURCE_STATES:
+            self.source_state.labels(state=each).set(1 if each == state else 0)
+
+    def set_raft_progress(self, *, term: int, commit_index: int, applied_index: int) -> None:
+        self.raft_term.set(term)
+        self.raft_commit_index.set(commit_index)
+        self.raft_applied_index.set(applied_index)
+        self.apply_lag_entries.set(max(0, commit_index - applied_index))
+
+    def observe_commit(self, *, transactions: int, nbytes: int) -> None:
+        self.committed_transactions.inc(transactions)
+        self.committed_bytes.inc(nbytes)
+
+    def set_store(self, *, nbytes: int, files: int) -> None:
+        self.store_bytes.set(nbytes)
+        self.store_files.set(files)
