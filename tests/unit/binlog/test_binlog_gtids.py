@@ -83,14 +83,9 @@ def test_gtid_value() -> None:
     g = Gtid.parse(f"{A.upper()}:Tag:5")
     assert g == Gtid(A, 5, "tag") and str(g) == f"{A}:tag:5"
     assert str(Gtid(A, 7)) == f"{A}:7"
-    for bad in (
-        lambda: Gtid(A, 0),
-        lambda: Gtid(A.upper(), 1),
-        lambda: Gtid(A, 1, "9x"),
-        lambda: Gtid(A, MAX_GNO + 1),
-    ):
+    for uuid, gno, tag in ((A, 0, ""), (A.upper(), 1, ""), (A, 1, "9x"), (A, MAX_GNO + 1, "")):
         with pytest.raises(ValueError):
-            bad()
+            Gtid(uuid, gno, tag)
     with pytest.raises(ValueError, match="single GTID"):
         Gtid.parse(f"{A}:1-2")
 
@@ -184,7 +179,7 @@ gtid_lists = st.lists(gtid_strategy, max_size=60)
 
 
 def model(gs: GtidSet) -> set[tuple[str, str, int]]:
-    out = set()
+    out: set[tuple[str, str, int]] = set()
     for (uuid, tag), flat in gs.items():
         for i in range(0, len(flat), 2):
             out.update((uuid, tag, g) for g in range(flat[i], flat[i + 1]))
