@@ -164,18 +164,36 @@ def event_type_of(event: Buffer) -> int:
     return event[TYPE_OFFSET]
 
 
+def _crc_input(event: Buffer) -> Buffer:
+    """What the CRC32 covers: the event, except that an FDE counts as if BINLOG_IN_USE were clear.
+
+    MySQL computes a Format_description event's checksum with the in-use flag cleared and
+    sets the flag afterwards (it clears it again, in place, when it closes the file), so the
+    FDE of the file a server is writing carries the flag but a CRC computed without it.
+    """
+    if (
+        len(event) > FLAGS_OFFSET
+        and event[TYPE_OFFSET] == EventType.FORMAT_DESCRIPTION
+        and event[FLAGS_OFFSET] & 0x01
+    ):
+        cleared = bytearray(event)
+        cleared[FLAGS_OFFSET] &= 0xFE
+        return cleared
+    return event
+
+
 def crc32_ok(event: Buffer) -> bool:
-    """True when the last four bytes of `event` are the CRC32 of everything before them."""
+    """True when the last four bytes of `event` are its CRC32 (MySQL's rule, see `_crc_input`)."""
     if len(event) < HEADER_LEN + CHECKSUM_LEN:
         return False
     # The CRC-32 of a message followed by its own little-endian CRC-32 is always this
     # constant (the CRC "residue"), so no slice of the event is needed.
-    return zlib.crc32(event) == CRC32_RESIDUE
+    return zlib.crc32(_crc_input(event)) == CRC32_RESIDUE
 
 
 def with_crc(event_without_crc: Buffer) -> bytes:
     """Append the CRC32 footer to an event whose header already counts those 4 bytes."""
-    return bytes(event_without_crc) + _U32.pack(zlib.crc32(event_without_crc))
+    return bytes(event_without_crc) + _U32.pack(zlib.crc32(_crc_input(event_without_crc)))
 
 
 def recompute_crc(event: Buffer) -> bytes:

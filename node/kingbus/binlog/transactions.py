@@ -61,6 +61,7 @@ from kingbus.binlog.events import (
     ChecksumAlgorithm,
     EventFlag,
     EventType,
+    crc32_ok,
     type_name,
 )
 from kingbus.binlog.gtid_events import gtid_of_event
@@ -164,7 +165,7 @@ def _fde_checksum(event: Buffer) -> bool:
     """The checksum setting an FDE announces (the FDE itself always carries a CRC32)."""
     if len(event) < HEADER_LEN + 57 + 1 + CHECKSUM_LEN:
         raise MalformedEvent(f"Format_description event of {len(event)} bytes is too short")
-    if zlib.crc32(event) != _CRC_RESIDUE:
+    if not crc32_ok(event):  # not the residue shortcut: an in-use FDE needs MySQL's rule
         raise MalformedEvent("Format_description event: bad CRC32")
     alg = event[len(event) - CHECKSUM_LEN - 1]
     if alg not in (ChecksumAlgorithm.OFF, ChecksumAlgorithm.CRC32):

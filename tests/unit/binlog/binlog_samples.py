@@ -12,8 +12,13 @@ another UUID, CREATE TABLE ... SELECT; then `FLUSH BINARY LOGS`.
 * `mysql97-crc32.000002`: the next file: a tagged Previous_gtids event and a Rotate.
 * `mysql97-none.000003`: a file written with binlog_checksum=NONE (an autocommit insert, a
   tagged DDL, a two-row transaction).
+* `mysql97-crc32.000004`: the file opened by `SET GLOBAL binlog_checksum='CRC32'` (FDE,
+  Previous_gtids, Rotate: changing the setting rotates the binlog).
+* `mysql97-crc32-active.000005`: the file the server was still writing when copied: its FDE
+  has BINLOG_IN_USE set, with a CRC32 computed as if the flag were clear.
 * `dump-*.stream`: what the server sent for COM_BINLOG_DUMP_GTID (flags 0x03: non-blocking,
-  heartbeat v2), each event prefixed by its u32 length: `-all` with an empty GTID set,
+  heartbeat v2), each event prefixed by its u32 length: `-all` with an empty GTID set
+  (files 000001 to 000005),
   `-skip` with `2ae24d10-e786-11f1-9275-02fc00000001:1-5:tag_one:1,
   11111111-2222-3333-4444-555555555555:7`, which makes the server skip transactions and send
   Heartbeat v2 events in their place.

@@ -47,6 +47,23 @@ def test_fde_with_checksum_off_still_has_its_own_crc() -> None:
     assert NOCRC[0][-5] == 0  # the algorithm byte sits at len - 5
 
 
+def test_fde_of_the_active_file_is_checksummed_without_the_in_use_flag() -> None:
+    active = next(events.split_events(read("mysql97-crc32-active.000005"), 4))
+    assert active[17] & events.EventFlag.BINLOG_IN_USE
+    assert events.crc32_ok(active)  # MySQL's rule: the CRC covers the FDE with the flag clear
+    events.check_event(active, checksum=True)
+    fde = format_description.decode_format_description(active)
+    assert fde.header.flags == events.EventFlag.BINLOG_IN_USE and fde.created == 0
+    cleared = format_description.rewrite_format_description(active, clear_in_use=True)
+    assert cleared[17] == 0 and cleared[-4:] == active[-4:]  # same CRC, as the sender sends it
+    assert events.recompute_crc(active) == active
+    assert events.with_crc(active[:-4]) == active
+    # A non-FDE event with bit 0x01 set gets no such treatment.
+    other = bytearray(events.build_event(event_type=4, body=b"x" * 9, server_id=1, log_pos=0, checksum=True))
+    other[17] |= 0x01
+    assert not events.crc32_ok(other)
+
+
 def test_fde_encoder_is_byte_identical() -> None:
     real = format_description.decode_format_description(FILE1[0])
     built = format_description.encode_format_description(
