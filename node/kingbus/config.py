@@ -593,8 +593,12 @@ def load_config(path: Path | None, environ: Mapping[str, str]) -> Config:
             values[key] = spec.parse(raw)
         except ValueError as exc:
             origin = f" (from {env_name(key)})" if key in from_env else ""
-            sep = "" if str(exc).startswith("[") else " "
-            errors.append(f"{key}{origin}:{sep}{exc}")
+            reason = str(exc)
+            where = key
+            if reason.startswith("["):  # a list item: "[2]: reason" -> "raft.peers[2]: reason"
+                index, _, reason = reason.partition(": ")
+                where += index
+            errors.append(f"{where}{origin}: {reason}")
 
     errors.extend(_cross_check(values))
     if errors:
