@@ -361,24 +361,25 @@ class TransactionScanner:
                 return
             event = view[offset : offset + size]
             event_type = event[4]
+            if event_type == _FDE:
+                crc_ok = crc32_ok(event)  # an FDE always has a CRC32 (and MySQL's in-use rule)
+            else:
+                crc_ok = not self.checksum or (
+                    size >= HEADER_LEN + CHECKSUM_LEN and zlib.crc32(event) == _CRC_RESIDUE
+                )
+            if not crc_ok:
+                self._stop(Tail.BAD_CRC, f"{type_name(event_type)} event at offset {offset}: bad CRC32")
+                return
             try:
                 if event_type == _FDE:
                     self.checksum = _fde_checksum(event)
-                elif self.checksum and (
-                    size < HEADER_LEN + CHECKSUM_LEN or zlib.crc32(event) != _CRC_RESIDUE
-                ):
-                    self._stop(Tail.BAD_CRC, f"{type_name(event_type)} event at offset {offset}: bad CRC32")
-                    return
                 if self.checksum is None and event_type not in CONTROL_TYPES:
                     raise UnexpectedEvent(f"{type_name(event_type)} event before any Format_description")
                 action, state = _step(state, event_type, event, bool(self.checksum))
                 if action == _START:
                     txn_start = offset
                     gtid = gtid_of_event(event, checksum=bool(self.checksum))
-            except MalformedEvent as exc:
-                self._stop(Tail.BAD_CRC if "CRC" in str(exc) else Tail.MALFORMED, f"offset {offset}: {exc}")
-                return
-            except UnexpectedEvent as exc:
+            except (MalformedEvent, UnexpectedEvent) as exc:
                 self._stop(Tail.MALFORMED, f"offset {offset}: {exc}")
                 return
             offset += size

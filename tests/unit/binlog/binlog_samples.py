@@ -21,7 +21,7 @@ another UUID, CREATE TABLE ... SELECT; then `FLUSH BINARY LOGS`.
   (files 000001 to 000005),
   `-skip` with `2ae24d10-e786-11f1-9275-02fc00000001:1-5:tag_one:1,
   11111111-2222-3333-4444-555555555555:7`, which makes the server skip transactions and send
-  Heartbeat v2 events in their place.
+  Heartbeat v2 events in their place; `-skip-hbv1` the same with flags 0x01 (Heartbeat v1).
 """
 
 from __future__ import annotations

@@ -188,6 +188,17 @@ def test_heartbeat_v2_large_position() -> None:
     assert hb.position == 5 << 32 and hb.header.log_pos == 0
 
 
+def test_heartbeat_v1_is_byte_identical_to_mysql() -> None:
+    beats = of_type(stream_events("dump-gtid-crc32-skip-hbv1.stream"), EventType.HEARTBEAT)
+    assert [control_events.decode_heartbeat(b, checksum=True).position for b in beats] == [1482, 2117, 4676]
+    for real in beats:
+        hb = control_events.decode_heartbeat(real, checksum=True)
+        assert (
+            control_events.encode_heartbeat_v1(file=hb.file, position=hb.position, server_id=1, checksum=True)
+            == real
+        )
+
+
 def test_heartbeat_v1_round_trip() -> None:
     ev = control_events.encode_heartbeat_v1(
         file="kingbus-bin.000007", position=1234, server_id=4001, checksum=True
