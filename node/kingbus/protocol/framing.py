@@ -69,6 +69,19 @@ class PacketReader:
         """Bytes received but not yet returned as part of a payload."""
         return len(self._buffer) + self._chunks_size
 
+    @property
+    def wanted(self) -> int:
+        """How many more bytes complete the next physical packet (at least 1).
+
+        Reading exactly this many matters before a TLS upgrade: a client sends its TLS
+        ClientHello right behind the SSLRequest without waiting, and bytes swallowed by a
+        greedy ``recv`` here would be missing from the TLS handshake.
+        """
+        if len(self._buffer) < HEADER_SIZE:
+            return HEADER_SIZE - len(self._buffer)
+        length = int.from_bytes(self._buffer[0:3], "little")
+        return max(1, HEADER_SIZE + length - len(self._buffer))
+
     def feed(self, data: bytes) -> None:
         """Append bytes from the peer. Cheap; all parsing happens in :meth:`next_packet`."""
         if self._error is not None:

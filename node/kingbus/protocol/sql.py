@@ -244,7 +244,8 @@ def _quoted(text: str, start: int) -> tuple[str, int]:
             if index + 1 >= len(text):
                 break
             nxt = text[index + 1]
-            out.append(_ESCAPES.get(nxt, nxt))
+            # MySQL keeps \% and \_ as two characters so that LIKE patterns still see the escape.
+            out.append("\\" + nxt if nxt in "%_" else _ESCAPES.get(nxt, nxt))
             index += 2
             continue
         if char == quote:

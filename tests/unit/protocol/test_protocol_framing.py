@@ -167,3 +167,18 @@ def test_any_split_of_the_stream_yields_the_same_payloads(
         previous = max(previous, cut)
         got += [packet.payload for packet in reader.packets()]
     assert got == payloads
+
+
+def test_wanted_counts_the_bytes_that_complete_the_next_packet() -> None:
+    reader = framing.PacketReader()
+    assert reader.wanted == 4
+    data, _ = framing.frame(b"abcdef", 1)
+    reader.feed(data[:2])
+    assert reader.wanted == 2
+    reader.feed(data[2:5])
+    assert reader.wanted == 5
+    reader.feed(data[5:])
+    assert reader.next_packet() == framing.Packet(1, b"abcdef", 1)
+    assert reader.wanted == 4
+    reader.feed(framing.frame(b"", 2)[0])
+    assert reader.wanted == 1  # a complete empty packet is buffered; never ask for 0 bytes
