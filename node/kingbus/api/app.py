@@ -69,7 +69,11 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
     try:
         return await handler(request)
     except ApiError as exc:
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+        headers = None
+        if isinstance(exc, Unauthorized):
+            headers = {"WWW-Authenticate": "Bearer"}
+        elif isinstance(exc, Unavailable):
+            headers = {"Retry-After": "1"}  # elections and leader changes settle within seconds
         return error_response(exc.status, exc.reason, headers)
     except web.HTTPRequestEntityTooLarge as exc:
         return error_response(exc.status, f"request body too large (limit {request.app[_MAX_BODY]} bytes)")
@@ -151,7 +155,8 @@ class _Routes:
         scheme, _, presented = header.partition(" ")
         if scheme.lower() != "bearer" or not presented.strip():
             raise Unauthorized("malformed Authorization header; expected 'Bearer <token>'")
-        if not hmac.compare_digest(presented.strip().encode(), self.token):
+        # surrogatepass: a header with undecodable bytes must fail the comparison, not crash it.
+        if not hmac.compare_digest(presented.strip().encode("utf-8", "surrogatepass"), self.token):
             raise Unauthorized("invalid admin token")
 
     async def _mutate(

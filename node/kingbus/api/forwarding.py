@@ -27,6 +27,7 @@ from kingbus.api.errors import Unavailable
 FORWARDED_HEADER: Final = "X-Kingbus-Forwarded"
 FORWARDED_TO_HEADER: Final = "X-Kingbus-Forwarded-To"
 _RELAYED_HEADERS: Final = ("Authorization", "Content-Type")
+_RELAYED_ANSWER_HEADERS: Final = ("Content-Type", "WWW-Authenticate", "Allow", "Retry-After")
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,10 @@ class Forwarder:
                 request.method, url, data=body, headers=headers, allow_redirects=False
             ) as answer:
                 payload = await answer.read()
-                content_type = answer.headers.get("Content-Type", "application/json")
                 status = answer.status
+                relayed = {
+                    name: answer.headers[name] for name in _RELAYED_ANSWER_HEADERS if name in answer.headers
+                }
         except TimeoutError:
             log.warning(
                 "forwarding %s %s to %s: no answer in %ss",
@@ -79,5 +82,5 @@ class Forwarder:
         return web.Response(
             status=status,
             body=payload,
-            headers={"Content-Type": content_type, FORWARDED_TO_HEADER: leader_admin},
+            headers=relayed | {FORWARDED_TO_HEADER: leader_admin},
         )

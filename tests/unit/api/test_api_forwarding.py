@@ -96,6 +96,7 @@ async def test_leader_unknown_is_503(start_node: StartNode) -> None:
         "/members", json={"name": "a", "raft": "a:1", "admin": "http://a:1"}, headers=AUTH
     )
     assert answer.status == 503
+    assert answer.headers["Retry-After"] == "1"
     assert "no leader is known" in (await answer.json())["error"]
 
 
@@ -153,6 +154,7 @@ async def test_leader_checks_the_forwarded_token_itself(start_node: StartNode) -
     follower = await follower_of(start_node, leader)  # accepts AUTH's token, the leader does not
     answer = await follower.client.post("/source/stop", headers=AUTH)
     assert answer.status == 401
+    assert answer.headers["WWW-Authenticate"] == "Bearer"
     assert await answer.json() == {"error": "invalid admin token"}
     assert leader.control.mutations == []
 

@@ -6,12 +6,15 @@ import json
 import logging
 from typing import Any
 
+import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
 from tests.unit.api.api_fake_node import FakeNodeControl
 from tests.unit.api.conftest import AUTH, TOKEN, RunningNode, StartNode
 
 from kingbus.api.app import make_admin_app
+from kingbus.api.server import serve_admin
+from kingbus.config import HostPort
 
 SOURCE = {"host": "10.0.0.5", "port": 3306, "user": "repl", "password": "Sup3r-S3cret-Pw!"}
 MUTATIONS = [
@@ -245,3 +248,20 @@ async def test_status_keys_naming_a_password_are_scrubbed(leader: RunningNode) -
     doc: dict[str, Any] = await (await leader.client.get("/status")).json()
     assert "password" not in doc["source"] and "Password_Hash" not in doc["source"]
     assert doc["source"]["host"] is None
+
+
+async def test_serve_admin_on_a_real_socket() -> None:
+    app = make_admin_app(FakeNodeControl("kb-0"), token=TOKEN, registry=CollectorRegistry())
+    server = await serve_admin(app, HostPort("127.0.0.1", 0))
+    try:
+        assert server.address.port > 0
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://{server.address}/healthz") as answer:
+                assert answer.status == 200
+            async with session.post(f"http://{server.address}/source/stop", headers=AUTH) as answer:
+                assert answer.status == 200
+    finally:
+        await server.stop()
+    with pytest.raises(aiohttp.ClientConnectionError):
+        async with aiohttp.ClientSession() as session:
+            await session.get(f"http://{server.address}/healthz")
