@@ -12,10 +12,10 @@ default and whether it is required.  Loading happens in three passes:
    ``KINGBUS_RAFT_ADDRESS``, ``KINGBUS_RAFT_ELECTION_TIMEOUT_MS_MIN``, ``KINGBUS_NAME``)
    replaces the file's value: the environment wins.  Environment values are strings; lists are
    comma-separated (``KINGBUS_RAFT_PEERS=a:7100,b:7100``; ``KINGBUS_MYSQL_USERS=repl:/path``).
-   An empty environment value of an optional key means "unset".  A ``KINGBUS_<SECTION>_*``
-   variable that names no key is an error (a typo must not be silently ignored); other
-   ``KINGBUS_*`` variables (``KINGBUS_ADMIN`` for kingbusctl, build-script variables) are
-   not ours and are left alone.
+   An empty environment value means "unset" (the default applies; a required key is missing).
+   A ``KINGBUS_<SECTION>_*`` variable that names no key is an error (a typo must not be
+   silently ignored); other ``KINGBUS_*`` variables (``KINGBUS_ADMIN`` for kingbusctl,
+   build-script variables) are not ours and are left alone.
 2. **Parse every key**, collecting *all* errors as ``"<key>: <reason>"`` instead of stopping at
    the first, so an operator fixes a broken file in one round.
 3. **Cross-check** keys that depend on each other (a peer equal to our own address,
@@ -552,8 +552,11 @@ def _apply_environment(flat: dict[str, object], environ: Mapping[str, str], erro
             continue
         value = environ[var]
         group = key.rpartition(".")[0]
-        if value.strip() == "" and not _SCHEMA[key].required:
-            flat.pop(key, None)  # an empty override of an optional key means "unset"
+        if value.strip() == "":
+            # Empty means unset (templates render absent values as ""): the file's value is
+            # dropped, a default applies, a required key is reported missing, and an optional
+            # group (source, mysql.tls) is not brought into existence by it.
+            flat.pop(key, None)
         else:
             flat[key] = value
             from_env.add(key)

@@ -162,6 +162,15 @@ def test_empty_environment_value_unsets_an_optional_key(full_file: Path) -> None
     assert cfg.raft.listen == cfg.raft.address
 
 
+def test_empty_environment_values_do_not_create_a_section_or_satisfy_a_requirement(
+    full_file: Path, secrets_dir: Path
+) -> None:
+    env = minimal_env(secrets_dir) | {"KINGBUS_SOURCE_HOST": "", "KINGBUS_MYSQL_TLS_CERT_FILE": " "}
+    cfg = load_config(None, env)
+    assert cfg.source is None and cfg.mysql.tls is None
+    assert errors_of(full_file, {"KINGBUS_NAME": ""}) == ["name: required (or set KINGBUS_NAME)"]
+
+
 def test_environment_can_create_the_optional_source_section(secrets_dir: Path) -> None:
     env = minimal_env(secrets_dir) | {
         "KINGBUS_SOURCE_HOST": "db.example",
