@@ -158,28 +158,28 @@ def parse_admin_url(text: str) -> str:
 # The configuration as the node sees it.
 
 
-@dataclass(frozen=True)
-class ElectionTimeout:
-    min_ms: int = 400
-    max_ms: int = 1400
+# Addresses are kept as normalised "host:port" strings (IPv6 as "[v6]:port"): that is the form
+# pysyncobj, the member directory and the DESIGN contract use; parse_host_port() splits them.
 
 
 @dataclass(frozen=True)
 class RaftConfig:
-    address: HostPort
-    listen: HostPort  # where to listen; equals ``address`` unless set
-    peers: tuple[HostPort, ...]
+    address: str  # host:port the other members dial
+    listen: str  # host:port to listen on; equals ``address`` unless set
+    peers: tuple[str, ...]  # host:port of the other initial members
     password_file: Path
     fsync: str = "always"  # "always" | "never"
     entry_bytes: int = 256 * 1024
-    election_timeout_ms: ElectionTimeout = ElectionTimeout()
+    election_timeout_min_ms: int = 400  # file key raft.election_timeout_ms.min
+    election_timeout_max_ms: int = 1400  # file key raft.election_timeout_ms.max
     journal_segment_bytes: int = 64 * MiB
     compaction_bytes: int = 64 * MiB
+    join: tuple[str, ...] = ()  # admin URLs of running members to join through (first start only)
 
 
 @dataclass(frozen=True)
 class AdminConfig:
-    bind: HostPort
+    bind: str  # host:port
     advertise: str  # base URL others use; derived from bind (or raft.address's host) if unset
     token_file: Path
 
@@ -198,7 +198,7 @@ class TLSConfig:
 
 @dataclass(frozen=True)
 class MySQLConfig:
-    bind: HostPort
+    bind: str  # host:port
     server_id: int
     users: tuple[MySQLUser, ...]
     tls: TLSConfig | None = None
@@ -361,8 +361,8 @@ def _choice(*options: str) -> Parser:
 
 
 def _host_port(*, wildcard_ok: bool) -> Parser:
-    def parse(raw: object) -> HostPort:
-        return parse_host_port(_text(raw).strip(), wildcard_ok=wildcard_ok)
+    def parse(raw: object) -> str:
+        return str(parse_host_port(_text(raw).strip(), wildcard_ok=wildcard_ok))
 
     return parse
 
@@ -376,17 +376,27 @@ def _items(raw: object) -> list[object]:
     raise ValueError(f"expected a list, got {_describe(raw)}")
 
 
-def _host_port_list(raw: object) -> tuple[HostPort, ...]:
-    peers: list[HostPort] = []
+def _host_port_list(raw: object) -> tuple[str, ...]:
+    peers: list[str] = []
     for i, item in enumerate(_items(raw)):
         try:
-            peer = parse_host_port(_text(item).strip(), wildcard_ok=False)
+            peer = str(parse_host_port(_text(item).strip(), wildcard_ok=False))
         except ValueError as exc:
             raise ValueError(f"[{i}]: {exc}") from None
         if peer in peers:
             raise ValueError(f"[{i}]: {peer} is listed twice")
         peers.append(peer)
     return tuple(peers)
+
+
+def _admin_url_list(raw: object) -> tuple[str, ...]:
+    urls: list[str] = []
+    for i, item in enumerate(_items(raw)):
+        try:
+            urls.append(parse_admin_url(_text(item).strip()))
+        except ValueError as exc:
+            raise ValueError(f"[{i}]: {exc}") from None
+    return tuple(urls)
 
 
 def _readable_file(raw: object) -> Path:
@@ -459,6 +469,7 @@ _SCHEMA: Final[dict[str, _Key]] = {
     "raft.address": _Key(_host_port(wildcard_ok=False), _REQUIRED),
     "raft.listen": _Key(_host_port(wildcard_ok=True)),
     "raft.peers": _Key(_host_port_list, default=()),
+    "raft.join": _Key(_admin_url_list, default=()),
     "raft.password_file": _Key(_readable_file, _REQUIRED),
     "raft.fsync": _Key(_choice("always", "never"), default="always"),
     "raft.entry_bytes": _Key(_size(1024), default=256 * 1024),
@@ -466,10 +477,10 @@ _SCHEMA: Final[dict[str, _Key]] = {
     "raft.election_timeout_ms.max": _Key(_int_between(10, 600_000), default=1400),
     "raft.journal_segment_bytes": _Key(_size(64 * 1024), default=64 * MiB),
     "raft.compaction_bytes": _Key(_size(64 * 1024), default=64 * MiB),
-    "admin.bind": _Key(_host_port(wildcard_ok=True), default=HostPort("127.0.0.1", 9595)),
+    "admin.bind": _Key(_host_port(wildcard_ok=True), default="127.0.0.1:9595"),
     "admin.advertise": _Key(_admin_url),
     "admin.token_file": _Key(_readable_file, _REQUIRED),
-    "mysql.bind": _Key(_host_port(wildcard_ok=True), default=HostPort("127.0.0.1", 3306)),
+    "mysql.bind": _Key(_host_port(wildcard_ok=True), default="127.0.0.1:3306"),
     "mysql.server_id": _Key(_int_between(1, 2**32 - 1), _REQUIRED),
     "mysql.users": _Key(_users, default=()),
     "mysql.tls.cert_file": _Key(_readable_file, _REQUIRED),
@@ -623,10 +634,11 @@ def _cross_check(values: Mapping[str, Any]) -> Iterator[str]:
         yield f"mysql.bind: same address as admin.bind ({admin_bind})"
 
 
-def _default_advertise(bind: HostPort, raft_address: HostPort) -> str:
+def _default_advertise(bind_text: str, raft_address: str) -> str:
     # A wildcard bind says nothing about how to reach us; the Raft address is the name the
     # other members already dial, so it is the best guess for the admin host too.
-    host = raft_address.host if bind.host in _WILDCARDS else bind.host
+    bind = parse_host_port(bind_text)
+    host = parse_host_port(raft_address).host if bind.host in _WILDCARDS else bind.host
     return f"http://{HostPort(host, bind.port)}"
 
 
@@ -638,11 +650,11 @@ def _build(v: Mapping[str, Any], *, present: set[str]) -> Config:
         password_file=v["raft.password_file"],
         fsync=v["raft.fsync"],
         entry_bytes=v["raft.entry_bytes"],
-        election_timeout_ms=ElectionTimeout(
-            v["raft.election_timeout_ms.min"], v["raft.election_timeout_ms.max"]
-        ),
+        election_timeout_min_ms=v["raft.election_timeout_ms.min"],
+        election_timeout_max_ms=v["raft.election_timeout_ms.max"],
         journal_segment_bytes=v["raft.journal_segment_bytes"],
         compaction_bytes=v["raft.compaction_bytes"],
+        join=v["raft.join"],
     )
     admin = AdminConfig(
         bind=v["admin.bind"],

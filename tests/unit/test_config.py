@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kingbus import config
-from kingbus.config import ConfigError, HostPort, load_config, secret
+from kingbus.config import ConfigError, load_config, secret
 
 
 @pytest.fixture
@@ -81,9 +81,9 @@ def test_the_design_example_loads_into_typed_values(full_file: Path, secrets_dir
     cfg = load_config(full_file, {})
     assert cfg.name == "kb-0"
     assert cfg.data_dir == Path("/var/lib/kingbus")
-    assert cfg.raft.address == HostPort("127.0.0.1", 7100)
-    assert cfg.raft.listen == HostPort("0.0.0.0", 7100)
-    assert cfg.raft.peers == (HostPort("127.0.0.2", 7100), HostPort("127.0.0.3", 7100))
+    assert cfg.raft.address == "127.0.0.1:7100"
+    assert cfg.raft.listen == "0.0.0.0:7100"
+    assert cfg.raft.peers == ("127.0.0.2:7100", "127.0.0.3:7100")
     assert cfg.raft.password_file == secrets_dir / "raft-password"
     assert cfg.raft.fsync == "always"
     assert cfg.admin.advertise == "http://127.0.0.1:9595"
@@ -98,7 +98,8 @@ def test_the_design_example_loads_into_typed_values(full_file: Path, secrets_dir
 def test_defaults_of_the_extensions(full_file: Path) -> None:
     cfg = load_config(full_file, {})
     assert cfg.raft.entry_bytes == 262144
-    assert cfg.raft.election_timeout_ms == config.ElectionTimeout(400, 1400)
+    assert (cfg.raft.election_timeout_min_ms, cfg.raft.election_timeout_max_ms) == (400, 1400)
+    assert cfg.raft.join == ()
     assert cfg.raft.journal_segment_bytes == 64 * 1024 * 1024
     assert cfg.raft.compaction_bytes == 64 * 1024 * 1024
     assert cfg.store == config.StoreConfig(64 * 1024 * 1024, 0, 0, 60)
@@ -108,10 +109,10 @@ def test_defaults_of_the_extensions(full_file: Path) -> None:
 def test_environment_alone_is_enough(secrets_dir: Path) -> None:
     cfg = load_config(None, minimal_env(secrets_dir))
     assert cfg.name == "kb-1"
-    assert cfg.raft.address == HostPort("kb-1.kb.ns.svc", 7100)
+    assert cfg.raft.address == "kb-1.kb.ns.svc:7100"
     assert cfg.raft.listen == cfg.raft.address  # listen defaults to the address
     assert cfg.raft.peers == ()
-    assert cfg.admin.bind == HostPort("127.0.0.1", 9595)
+    assert cfg.admin.bind == "127.0.0.1:9595"
     assert cfg.admin.advertise == "http://127.0.0.1:9595"
     assert cfg.mysql.users == ()
     assert cfg.mysql.tls is None
@@ -142,11 +143,11 @@ def test_environment_overrides_the_file(full_file: Path, secrets_dir: Path) -> N
     }
     cfg = load_config(full_file, env)
     assert cfg.name == "kb-9"
-    assert cfg.raft.address == HostPort("10.1.1.1", 7200)
-    assert cfg.raft.listen == HostPort("0.0.0.0", 7100)  # file value kept where env is silent
-    assert cfg.raft.peers == (HostPort("10.1.1.2", 7200), HostPort("10.1.1.3", 7200))
+    assert cfg.raft.address == "10.1.1.1:7200"
+    assert cfg.raft.listen == "0.0.0.0:7100"  # file value kept where env is silent
+    assert cfg.raft.peers == ("10.1.1.2:7200", "10.1.1.3:7200")
     assert cfg.raft.fsync == "never"
-    assert cfg.raft.election_timeout_ms == config.ElectionTimeout(1000, 3000)
+    assert (cfg.raft.election_timeout_min_ms, cfg.raft.election_timeout_max_ms) == (1000, 3000)
     assert cfg.source is not None and cfg.source.semi_sync is True and cfg.source.port == 3307
     assert cfg.store.retention_bytes == 10 * 1024**3
     assert [u.name for u in cfg.mysql.users] == ["a", "b"]
@@ -194,15 +195,33 @@ def test_booleans_and_sizes_from_strings(secrets_dir: Path) -> None:
         assert load_config(None, base | {"KINGBUS_STORE_SEGMENT_BYTES": text}).store.segment_bytes == size
 
 
+def test_join_seeds(full_file: Path) -> None:
+    env = {"KINGBUS_RAFT_JOIN": "http://kb-0.kb:9595/, https://kb-1.kb:9595"}
+    assert load_config(full_file, env).raft.join == ("http://kb-0.kb:9595", "https://kb-1.kb:9595")
+    assert errors_of(full_file, {"KINGBUS_RAFT_JOIN": "http://a:1,kb-1:9595"}) == [
+        "raft.join[1] (from KINGBUS_RAFT_JOIN): expected an admin URL like http://host:port, got 'kb-1:9595'"
+    ]
+
+
+def test_addresses_are_normalised(secrets_dir: Path) -> None:
+    env = minimal_env(secrets_dir) | {
+        "KINGBUS_RAFT_ADDRESS": " [FD00:0::1]:07100 ",
+        "KINGBUS_MYSQL_BIND": "0.0.0.0:3306",
+    }
+    cfg = load_config(None, env)
+    assert cfg.raft.address == "[fd00::1]:7100"
+    assert cfg.mysql.bind == "0.0.0.0:3306"
+
+
 def test_ipv6_addresses(secrets_dir: Path) -> None:
     env = minimal_env(secrets_dir) | {
         "KINGBUS_RAFT_ADDRESS": "[fd00::1]:7100",
         "KINGBUS_RAFT_PEERS": "[fd00::2]:7100",
     }
     cfg = load_config(None, env)
-    assert cfg.raft.address == HostPort("fd00::1", 7100)
-    assert str(cfg.raft.address) == "[fd00::1]:7100"
-    assert cfg.raft.peers == (HostPort("fd00::2", 7100),)
+    assert cfg.raft.address == "[fd00::1]:7100"
+    assert config.parse_host_port(cfg.raft.address) == config.HostPort("fd00::1", 7100)
+    assert cfg.raft.peers == ("[fd00::2]:7100",)
 
 
 # ---- errors, all reported, each by key

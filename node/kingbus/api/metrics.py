@@ -1,15 +1,19 @@
 """The node's Prometheus metrics, registered on a registry the caller owns.
 
-No global registry: the node builds one ``CollectorRegistry``, hands it to :class:`Metrics`
-(which the node keeps and updates) and to ``make_admin_app`` (which serves it on /metrics).
+No global registry: :class:`Metrics` registers on the ``CollectorRegistry`` it is given (or
+a fresh one of its own, ``Metrics().registry``), which ``make_admin_app`` then serves on
+/metrics.
 prometheus_client metrics are thread-safe, so the Raft tick thread may update them directly.
 
 States are exported as one gauge per possible value with a label (``kingbus_raft_role{role=
 "leader"} 1``, the others 0), which keeps PromQL short and lets alerts match on the label.
+An unknown state value sets every state to 0 and logs a warning, rather than raising: a metrics
+update must never take down the loop that calls it.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Final, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Info
@@ -19,10 +23,12 @@ from kingbus.api.control import Role, SourceState
 ROLES: Final[tuple[str, ...]] = get_args(Role)
 SOURCE_STATES: Final[tuple[str, ...]] = get_args(SourceState)
 
+log = logging.getLogger(__name__)
+
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        r = registry
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = r = CollectorRegistry() if registry is None else registry
         self.node_info = Info("kingbus_node", "Identity of this node", registry=r)
         self.raft_role = Gauge(
             "kingbus_raft_role", "1 for this node's current Raft role", ["role"], registry=r
@@ -70,13 +76,13 @@ class Metrics:
 
     def set_role(self, role: str) -> None:
         if role not in ROLES:
-            raise ValueError(f"unknown role {role!r}")
+            log.warning("metrics: unknown Raft role %r", role)
         for each in ROLES:
             self.raft_role.labels(role=each).set(1 if each == role else 0)
 
     def set_source_state(self, state: str) -> None:
         if state not in SOURCE_STATES:
-            raise ValueError(f"unknown source state {state!r}")
+            log.warning("metrics: unknown source state %r", state)
         for each in SOURCE_STATES:
             self.source_state.labels(state=each).set(1 if each == state else 0)
 
@@ -86,10 +92,41 @@ class Metrics:
         self.raft_applied_index.set(applied_index)
         self.apply_lag_entries.set(max(0, commit_index - applied_index))
 
-    def observe_commit(self, *, transactions: int, nbytes: int) -> None:
+    def record_commit(self, transactions: int, nbytes: int) -> None:
+        """Transactions (and their bytes) committed through Raft and stored."""
         self.committed_transactions.inc(transactions)
         self.committed_bytes.inc(nbytes)
 
     def set_store(self, *, nbytes: int, files: int) -> None:
         self.store_bytes.set(nbytes)
         self.store_files.set(files)
+
+    def update(
+        self,
+        *,
+        role: str | None = None,
+        term: int | None = None,
+        commit_index: int | None = None,
+        apply_lag: int | None = None,
+        source_state: str | None = None,
+        source_lag: float | None = None,
+        store_bytes: int | None = None,
+        store_files: int | None = None,
+    ) -> None:
+        """Set the gauges given (a periodic snapshot of the node); None leaves a gauge alone."""
+        if role is not None:
+            self.set_role(role)
+        if term is not None:
+            self.raft_term.set(term)
+        if commit_index is not None:
+            self.raft_commit_index.set(commit_index)
+        if apply_lag is not None:
+            self.apply_lag_entries.set(max(0, apply_lag))
+        if source_state is not None:
+            self.set_source_state(source_state)
+        if source_lag is not None:
+            self.source_lag_seconds.set(source_lag)
+        if store_bytes is not None:
+            self.store_bytes.set(store_bytes)
+        if store_files is not None:
+            self.store_files.set(store_files)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from kingbus.config import HostPort
+from kingbus.config import HostPort, parse_host_port
 
 
 @dataclass
@@ -23,7 +23,11 @@ class AdminServer:
         await self.runner.cleanup()
 
 
-async def serve_admin(app: web.Application, bind: HostPort, *, shutdown_timeout: float = 5.0) -> AdminServer:
+async def serve_admin(
+    app: web.Application, bind_address: str, *, shutdown_timeout: float = 5.0
+) -> AdminServer:
+    """Serve ``app`` on ``bind_address`` (``host:port``, as in ``admin.bind``; port 0 = any free)."""
+    bind = _parse_bind(bind_address)
     runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout)
     await runner.setup()
     site = web.TCPSite(runner, bind.host, bind.port, reuse_address=True)
@@ -35,3 +39,9 @@ async def serve_admin(app: web.Application, bind: HostPort, *, shutdown_timeout:
     # runner.addresses lists the listening sockets' names: the real port when bind asked for 0.
     port = int(runner.addresses[0][1]) if runner.addresses else bind.port
     return AdminServer(runner, HostPort(bind.host, port))
+
+
+def _parse_bind(text: str) -> HostPort:
+    if text.endswith(":0"):  # port 0 is refused by the config but useful for tests
+        return HostPort(parse_host_port(text[:-2] + ":1").host, 0)
+    return parse_host_port(text)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from tests.unit.api.api_fake_node import FakeNodeControl
 from tests.unit.api.conftest import StartNode
 
-from kingbus.api.metrics import Metrics
+from kingbus.api.metrics import ROLES, SOURCE_STATES, Metrics
 
 REQUIRED = [
     "kingbus_raft_role",
@@ -46,8 +46,8 @@ async def test_metrics_text_has_every_metric_with_the_nodes_values(start_node: S
     metrics.set_role("leader")
     metrics.set_source_state("streaming")
     metrics.set_raft_progress(term=7, commit_index=100, applied_index=95)
-    metrics.observe_commit(transactions=3, nbytes=1500)
-    metrics.observe_commit(transactions=1, nbytes=500)
+    metrics.record_commit(3, 1500)
+    metrics.record_commit(1, 500)
     metrics.source_lag_seconds.set(0.25)
 
     answer = await node.client.get("/metrics")
@@ -98,9 +98,34 @@ def test_metrics_use_only_the_given_registry() -> None:
         Metrics(first)  # the same registry twice is a programming error
 
 
-def test_unknown_states_are_refused() -> None:
-    metrics = Metrics(CollectorRegistry())
-    with pytest.raises(ValueError):
-        metrics.set_role("king")
-    with pytest.raises(ValueError):
-        metrics.set_source_state("dancing")
+def test_unknown_states_zero_every_state_and_do_not_raise(caplog: pytest.LogCaptureFixture) -> None:
+    metrics = Metrics()
+    metrics.set_role("leader")
+    metrics.set_role("king")
+    metrics.set_source_state("dancing")
+    got = samples(generate_latest(metrics.registry).decode())
+    assert all(got[("kingbus_raft_role", (("role", role),))] == 0 for role in ROLES)
+    assert all(got[("kingbus_source_state", (("state", state),))] == 0 for state in SOURCE_STATES)
+    assert "unknown Raft role 'king'" in caplog.text
+
+
+def test_update_sets_only_what_it_is_given() -> None:
+    metrics = Metrics()
+    metrics.update(
+        role="candidate", term=4, commit_index=10, apply_lag=3, source_state="error", source_lag=1.5
+    )
+    metrics.update(store_bytes=100, store_files=1)
+    metrics.update(apply_lag=-2)  # an applied index momentarily ahead of a stale commit index
+    got = samples(generate_latest(metrics.registry).decode())
+    assert got[("kingbus_raft_role", (("role", "candidate"),))] == 1
+    assert got[("kingbus_raft_term", ())] == 4
+    assert got[("kingbus_raft_commit_index", ())] == 10
+    assert got[("kingbus_apply_lag_entries", ())] == 0
+    assert got[("kingbus_source_state", (("state", "error"),))] == 1
+    assert got[("kingbus_source_lag_seconds", ())] == 1.5
+    assert got[("kingbus_store_bytes", ())] == 100
+    assert got[("kingbus_store_files", ())] == 1
+
+
+def test_a_default_registry_is_private() -> None:
+    assert Metrics().registry is not Metrics().registry

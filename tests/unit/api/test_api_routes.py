@@ -14,7 +14,6 @@ from tests.unit.api.conftest import AUTH, TOKEN, RunningNode, StartNode
 
 from kingbus.api.app import make_admin_app
 from kingbus.api.server import serve_admin
-from kingbus.config import HostPort
 
 SOURCE = {"host": "10.0.0.5", "port": 3306, "user": "repl", "password": "Sup3r-S3cret-Pw!"}
 MUTATIONS = [
@@ -252,7 +251,7 @@ async def test_status_keys_naming_a_password_are_scrubbed(leader: RunningNode) -
 
 async def test_serve_admin_on_a_real_socket() -> None:
     app = make_admin_app(FakeNodeControl("kb-0"), token=TOKEN, registry=CollectorRegistry())
-    server = await serve_admin(app, HostPort("127.0.0.1", 0))
+    server = await serve_admin(app, "127.0.0.1:0")
     try:
         assert server.address.port > 0
         async with aiohttp.ClientSession() as session:
