@@ -110,7 +110,7 @@ def decode_gtid_event(event: Buffer, *, checksum: bool) -> GtidEventInfo:
 
 def gtid_of_event(event: Buffer, *, checksum: bool) -> Gtid:
     """Just the GTID of a GTID / GTID_TAGGED event (the transaction assembler's hot path)."""
-    if event[4] == EventType.GTID:
+    if len(event) > 4 and event[4] == EventType.GTID:
         if len(event) - (CHECKSUM_LEN if checksum else 0) - HEADER_LEN < _CLASSIC_MIN_BODY:
             raise MalformedEvent("GTID event body is too short")
         return _classic_gtid(event)

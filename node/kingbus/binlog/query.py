@@ -58,12 +58,12 @@ class QueryEvent:
 
 def _query_layout(event: Buffer, checksum: bool) -> tuple[int, int, int]:
     """(db_offset, db_len, end): bounds-checked offsets inside a Query event."""
-    if event[4] != EventType.QUERY:
-        raise MalformedEvent(f"expected a Query event, got {type_name(event[4])}")
     end = len(event) - (CHECKSUM_LEN if checksum else 0)
     post = HEADER_LEN + QUERY_POST_HEADER_LEN
     if end < post:
         raise MalformedEvent(f"Query event of {len(event)} bytes is shorter than its post-header")
+    if event[4] != EventType.QUERY:
+        raise MalformedEvent(f"expected a Query event, got {type_name(event[4])}")
     db_len = event[HEADER_LEN + 8]
     status_len = event[HEADER_LEN + 11] | (event[HEADER_LEN + 12] << 8)
     db_offset = post + status_len
@@ -126,10 +126,10 @@ def classify_statement(statement: Buffer) -> StatementKind:
 
 
 def decode_xid(event: Buffer, *, checksum: bool) -> int:
-    if event[4] != EventType.XID:
-        raise MalformedEvent(f"expected an XID event, got {type_name(event[4])}")
     if len(event) - (CHECKSUM_LEN if checksum else 0) - HEADER_LEN < 8:
         raise MalformedEvent("XID event body shorter than 8 bytes")
+    if event[4] != EventType.XID:
+        raise MalformedEvent(f"expected an XID event, got {type_name(event[4])}")
     return int(_U64.unpack_from(event, HEADER_LEN)[0])
 
 
