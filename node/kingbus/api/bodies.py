@@ -184,10 +184,23 @@ def parse_member(raw: bytes) -> MemberSpec:
     return MemberSpec(name=name, raft=raft, admin=admin)
 
 
+def _member_ref(text: str) -> str:
+    """A member is named by its name, or by its Raft host:port (members list a member that
+    has not announced its name yet under its address)."""
+    try:
+        return config.check_member_name(text)
+    except ValueError:
+        pass
+    try:
+        return str(config.parse_host_port(text, wildcard_ok=False))
+    except ValueError:
+        raise ValueError(f"expected a member name or its Raft host:port, got {text!r}") from None
+
+
 def parse_transfer(raw: bytes) -> TransferSpec:
     """POST /leader/transfer ``{"to"?}``: an empty body or ``{}`` lets the node pick."""
     fields = _Fields(parse_object(raw, allow_empty=True), required=(), optional=("to",))
-    to = fields.get("to", str, config.check_member_name, nullable=True)
+    to = fields.get("to", str, _member_ref, nullable=True)
     fields.done()
     return TransferSpec(to=to)
 

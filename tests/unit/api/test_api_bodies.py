@@ -141,7 +141,11 @@ def test_transfer() -> None:
     assert bodies.parse_transfer(b"{}") == bodies.TransferSpec(None)
     assert bodies.parse_transfer(b'{"to": null}') == bodies.TransferSpec(None)
     assert bodies.parse_transfer(b'{"to": "kb-2"}') == bodies.TransferSpec("kb-2")
+    assert bodies.parse_transfer(b'{"to": "10.0.0.2:7100"}') == bodies.TransferSpec("10.0.0.2:7100")
     assert "field 'to' must be a string, got integer" in reason(bodies.parse_transfer, b'{"to": 2}')
+    assert "expected a member name or its Raft host:port, got 'a b'" in reason(
+        bodies.parse_transfer, b'{"to": "a b"}'
+    )
     assert "unknown field 'target'" in reason(bodies.parse_transfer, b'{"target": "kb-2"}')
 
 
