@@ -14,7 +14,10 @@ with the little-endian header fields
     offset 17 u16 flags
 
 The CRC32 is `zlib.crc32` over header and body, stored little-endian. Any edit to an event
-must be followed by recomputing it (`recompute_crc`), or a replica rejects the event.
+must be followed by recomputing it (`recompute_crc`), or a replica rejects the event. One
+exception, MySQL's: a Format_description event is checksummed as if its BINLOG_IN_USE flag
+were clear, because the server sets that flag in the file it is writing after computing the
+CRC (verified on MySQL 9.7; `crc32_ok` and `with_crc` follow the same rule).
 
 This module deals only in bytes: nothing here does I/O. Decoders accept `bytes`,
 `bytearray` or `memoryview` and raise `MalformedEvent` (a `ValueError`) on anything short

@@ -216,6 +216,20 @@ def _insert_gno(flat: list[int], gno: int) -> bool:
     return True
 
 
+def _merge_pairs(pairs: list[tuple[int, int]]) -> tuple[int, ...]:
+    """Flat canonical intervals from half-open `(start, end)` pairs in any order: O(n log n)."""
+    pairs.sort()
+    out: list[int] = []
+    for s, e in pairs:
+        if out and s <= out[-1]:
+            if e > out[-1]:
+                out[-1] = e
+        else:
+            out.append(s)
+            out.append(e)
+    return tuple(out)
+
+
 def _sorted_map(entries: dict[Tsid, tuple[int, ...]]) -> dict[Tsid, tuple[int, ...]]:
     return {k: entries[k] for k in sorted(entries) if entries[k]}
 
@@ -256,11 +270,12 @@ class GtidSet:
     def from_intervals(cls, uuid: str, intervals: Iterable[tuple[int, int]], tag: str = "") -> GtidSet:
         """A set of one TSID from inclusive `(first, last)` gno ranges (any order, may overlap)."""
         Gtid(uuid, 1, tag)  # validates uuid and tag
-        flat: tuple[int, ...] = ()
+        pairs: list[tuple[int, int]] = []
         for first, last in intervals:
             if not 1 <= first <= last <= MAX_GNO:
                 raise ValueError(f"invalid gno interval {first}-{last}")
-            flat = _union(flat, (first, last + 1))
+            pairs.append((first, last + 1))
+        flat = _merge_pairs(pairs)
         return cls._wrap({(uuid, tag): flat} if flat else {})
 
     @classmethod
@@ -594,7 +609,7 @@ class _Scanner:
 
 def _parse_text(text: str) -> GtidSet:
     sc = _Scanner(text)
-    builder: dict[Tsid, tuple[int, ...]] = {}
+    pairs: dict[Tsid, list[tuple[int, int]]] = {}
     end = len(text)
     while True:
         sc.skip_ws()
@@ -623,9 +638,8 @@ def _parse_text(text: str) -> GtidSet:
                 sc.skip_ws()
                 last = sc.number()
             if last >= first:  # MySQL silently ignores a reversed interval
-                key = (uuid, tag)
-                builder[key] = _union(builder.get(key, ()), (first, last + 1))
+                pairs.setdefault((uuid, tag), []).append((first, last + 1))
         sc.skip_ws()
         if sc.pos < end and sc.peek() != ",":
             raise sc.error("expected ',' or ':'")
-    return GtidSet._wrap(_sorted_map(builder))
+    return GtidSet._wrap(_sorted_map({key: _merge_pairs(p) for key, p in pairs.items()}))

@@ -289,3 +289,13 @@ def test_many_intervals_operations() -> None:
     assert (odd | even).intervals(A) == [(1, 20000)]
     assert (odd & even).is_empty() and odd - even == odd
     assert odd.add(Gtid(A, 2)).intervals(A)[:2] == [(1, 3), (5, 5)]
+
+
+def test_parsing_many_intervals_is_not_quadratic() -> None:
+    text = A + "".join(f":{g}" for g in range(199_999, 0, -2))  # 100k single GTIDs, descending
+    start = time.perf_counter()
+    gs = GtidSet.parse(text)
+    elapsed = time.perf_counter() - start
+    assert len(gs.intervals(A)) == 100_000 and gs.intervals(A)[0] == (1, 1)
+    assert elapsed < 2.0, f"parsing 100k intervals took {elapsed:.2f}s"
+    assert GtidSet.decode(gs.encode()) == gs
