@@ -8,65 +8,24 @@
 * ``mysql_source``: one started server with the replication user ``repl``/``replpass``.
 
 Tests using any of these are marked ``mysql`` automatically, so ``-m "not mysql"`` runs the
-rest without servers.
+rest without servers. Test modules import shared helpers (and the factory's type) from
+``tests.support``, never from this file: pytest imports conftest under its own name, and a
+second import would make a second copy of everything in it.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
+from tests.support import REPL_PASSWORD, REPL_USER, MySQLServerFactory
 
 from kingbus.devenv import mysql
-from kingbus.devenv.ports import free_port
-
-REPL_USER = "repl"
-REPL_PASSWORD = "replpass"
-
-_server_ids = itertools.count(101)
 
 
 @pytest.fixture(scope="session")
 def mysql_tree() -> mysql.MySQLTree:
     return mysql.provision()
-
-
-class MySQLServerFactory:
-    """Starts throwaway servers for one test and kills them all at the end."""
-
-    def __init__(self, tree: mysql.MySQLTree, tmp_path_factory: pytest.TempPathFactory) -> None:
-        self.tree = tree
-        self._tmp = tmp_path_factory
-        self.servers: list[mysql.MySQLServer] = []
-
-    def __call__(
-        self,
-        *,
-        server_id: int | None = None,
-        extra_args: Sequence[str] = (),
-        port: int | None = None,
-        start: bool = True,
-    ) -> mysql.MySQLServer:
-        base: Path = self._tmp.mktemp("mysql")
-        server = mysql.MySQLServer(
-            self.tree,
-            base,
-            port=port or free_port(),
-            server_id=server_id if server_id is not None else next(_server_ids),
-            extra_args=extra_args,
-        )
-        self.servers.append(server)
-        if start:
-            server.start()
-        return server
-
-    def kill_all(self) -> None:
-        # Throwaway datadirs: SIGKILL is instant, while a graceful stop of a source with a
-        # replica attached takes ~10 s.
-        for server in self.servers:
-            server.kill9()
 
 
 @pytest.fixture

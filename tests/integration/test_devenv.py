@@ -11,8 +11,14 @@ import time
 from typing import Any
 
 import pytest
-from tests.conftest import REPL_PASSWORD, REPL_USER, MySQLServerFactory
-from tests.support import expand_gtid_set, source_binlog, wait_until
+from tests.support import (
+    REPL_PASSWORD,
+    REPL_USER,
+    MySQLServerFactory,
+    expand_gtid_set,
+    source_binlog,
+    wait_until,
+)
 
 from kingbus.devenv import mysql, workload
 
@@ -195,3 +201,20 @@ def test_oracle_reads_tagged_gtids(mysql_source: mysql.MySQLServer) -> None:
     uuid = mysql_source.server_uuid
     assert [gtid for gtid, _ in txns[-2:]] == [f"{uuid}:kb_tag:1", f"{uuid}:kb_tag:2"]
     assert all(raw[4] == source_binlog.GTID_TAGGED for _, raw in txns[-2:])
+
+
+def test_source_stops_quickly_with_a_replica_attached_and_the_replica_resumes(
+    mysql_source: mysql.MySQLServer, mysql_server: MySQLServerFactory
+) -> None:
+    replica = mysql_server()
+    replica.replicate_from(mysql_source.host, mysql_source.port, user=REPL_USER, password=REPL_PASSWORD)
+    mysql_source.execute("CREATE TABLE mysql.kb_stop (id INT PRIMARY KEY)")
+    replica.wait_replica_caught_up(mysql_source.gtid_executed())
+    started = time.monotonic()
+    mysql_source.stop()
+    # Without killing the dump thread first, mysqld waits ~8 s for it to "die gracefully".
+    assert time.monotonic() - started < 7
+    mysql_source.start()
+    mysql_source.execute("INSERT INTO mysql.kb_stop VALUES (1)")
+    replica.wait_replica_caught_up(mysql_source.gtid_executed(), timeout=30)
+    assert replica.query("SELECT id FROM mysql.kb_stop") == [(1,)]

@@ -1,4 +1,4 @@
-"""Helpers shared by the test suite: free ports, polling with a deadline, GTID-set expansion.
+"""Helpers shared by the test suite: MySQL server factory, free ports, polling, GTID-set expansion.
 
 Only test code lives here; the MySQL servers themselves come from ``kingbus.devenv`` (the demo and
 the benchmarks use them too) through the fixtures in ``tests/conftest.py``.
@@ -7,12 +7,28 @@ the benchmarks use them too) through the fixtures in ``tests/conftest.py``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TypeVar
 
+import pytest
+
+from kingbus.devenv import mysql
 from kingbus.devenv.ports import free_port, free_ports
 
-__all__ = ["expand_gtid_set", "free_port", "free_ports", "wait_until"]
+__all__ = [
+    "REPL_PASSWORD",
+    "REPL_USER",
+    "MySQLServerFactory",
+    "expand_gtid_set",
+    "free_port",
+    "free_ports",
+    "wait_until",
+]
+
+# The replication account the ``mysql_source`` fixture creates.
+REPL_USER = "repl"
+REPL_PASSWORD = "replpass"
 
 T = TypeVar("T")
 
@@ -54,3 +70,44 @@ def expand_gtid_set(text: str) -> set[str]:
             prefix = f"{uuid.lower()}:{tag}:" if tag else f"{uuid.lower()}:"
             result.update(f"{prefix}{gno}" for gno in range(int(first), int(last or first) + 1))
     return result
+
+
+class MySQLServerFactory:
+    """Starts throwaway servers for one test (the ``mysql_server`` fixture) and kills them all.
+
+    Each server gets a free port and, unless told otherwise, that port as its ``server_id``:
+    unique among the servers running on this machine, with no counter that a second import
+    of this module could reset.
+    """
+
+    def __init__(self, tree: mysql.MySQLTree, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self.tree = tree
+        self._tmp = tmp_path_factory
+        self.servers: list[mysql.MySQLServer] = []
+
+    def __call__(
+        self,
+        *,
+        server_id: int | None = None,
+        extra_args: Sequence[str] = (),
+        port: int | None = None,
+        start: bool = True,
+    ) -> mysql.MySQLServer:
+        base: Path = self._tmp.mktemp("mysql")
+        port = port or free_port()
+        server = mysql.MySQLServer(
+            self.tree,
+            base,
+            port=port,
+            server_id=server_id if server_id is not None else port,
+            extra_args=extra_args,
+        )
+        self.servers.append(server)
+        if start:
+            server.start()
+        return server
+
+    def kill_all(self) -> None:
+        # Throwaway datadirs: SIGKILL is instant and loses nothing anyone needs.
+        for server in self.servers:
+            server.kill9()

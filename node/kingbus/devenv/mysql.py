@@ -463,6 +463,7 @@ class MySQLServer:
         if process is None:
             return
         if process.poll() is None:
+            self._kill_dump_threads()
             process.send_signal(signal.SIGTERM)
             try:
                 process.wait(timeout)
@@ -470,6 +471,21 @@ class MySQLServer:
                 process.kill()
                 process.wait()
         self._forget()
+
+    def _kill_dump_threads(self) -> None:
+        # A source with a replica attached spends ~8 s of its shutdown in "Giving client threads
+        # a chance to die gracefully": the binlog dump thread does not notice the shutdown.
+        # Killing dump threads first brings a graceful stop from ~11 s down to ~3 s. Best effort:
+        # the server may already be unreachable.
+        try:
+            rows = self.query(
+                "SELECT id FROM information_schema.processlist WHERE command LIKE 'Binlog Dump%%'"
+            )
+            for (thread_id,) in rows:
+                with contextlib.suppress(pymysql.MySQLError):
+                    self.execute(f"KILL {int(thread_id)}")
+        except (pymysql.MySQLError, OSError):
+            pass
 
     def kill9(self) -> None:
         """Kill the process outright (a crash as far as InnoDB and the binlog are concerned)."""
@@ -564,7 +580,7 @@ class MySQLServer:
         self.execute(
             "CHANGE REPLICATION SOURCE TO SOURCE_HOST=%s, SOURCE_PORT=%s, SOURCE_USER=%s, "
             "SOURCE_PASSWORD=%s, SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1, "
-            "SOURCE_CONNECT_RETRY=1",
+            "SOURCE_CONNECT_RETRY=1, SOURCE_RETRY_COUNT=3600",
             (host, port, user, password),
         )
         if start:
@@ -578,7 +594,7 @@ class MySQLServer:
     def wait_replica_caught_up(self, gtid_set: str, timeout: float = 30.0) -> None:
         """Wait until ``gtid_set`` is contained in this server's ``gtid_executed``.
 
-        Fails early with the replication error when the IO or SQL thread reports one.
+        Fails early with the replication error when the IO or SQL thread stopped on one.
         """
         deadline = time.monotonic() + timeout
         while True:
@@ -586,7 +602,16 @@ class MySQLServer:
             if self.gtid_subset(gtid_set, executed):
                 return
             status = self.replica_status()
-            errors = {k: status.get(k) for k in ("Last_IO_Error", "Last_SQL_Error") if status.get(k)}
+            # A thread that is still running (e.g. "Connecting" while the source restarts) keeps
+            # its last error but will retry; only a stopped thread's error is final.
+            errors = {
+                error: status.get(error)
+                for running, error in (
+                    ("Replica_IO_Running", "Last_IO_Error"),
+                    ("Replica_SQL_Running", "Last_SQL_Error"),
+                )
+                if status.get(running) == "No" and status.get(error)
+            }
             if errors:
                 raise RuntimeError(f"replication failed on {self!r}: {errors}")
             if time.monotonic() > deadline:
