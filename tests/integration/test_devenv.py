@@ -42,7 +42,10 @@ def _assert_oracle_matches(server: mysql.MySQLServer) -> list[tuple[str, bytes]]
     assert set(gtids) == expand_gtid_set(server.gtid_executed())
     for gtid, raw in txns:
         events = source_binlog.split_events(raw)
-        assert events[0][4] in (source_binlog.GTID, source_binlog.GTID_TAGGED), gtid
+        kinds = [event[4] for event in events]
+        assert kinds[0] in (source_binlog.GTID, source_binlog.GTID_TAGGED), gtid
+        assert not {source_binlog.GTID, source_binlog.GTID_TAGGED} & set(kinds[1:]), gtid
+        assert kinds[-1] in (source_binlog.XID, source_binlog.QUERY), gtid
         assert all(source_binlog.crc_ok(event) for event in events), gtid
     return txns
 

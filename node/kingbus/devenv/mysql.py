@@ -290,7 +290,14 @@ def provision(cache_dir: Path | None = None) -> MySQLTree:
             _unpack(debs, root)
             (root / ".complete").touch()
         tree = MySQLTree(root=root, version="", template_datadir=template)
-        version = _server_version(tree)
+        try:
+            version = _server_version(tree)
+        except (ProvisioningError, OSError):
+            # A damaged tree (files deleted or truncated): unpack again from the kept debs,
+            # which needs no network, and check once more.
+            _unpack(debs, root)
+            (root / ".complete").touch()
+            version = _server_version(tree)
         if not version.startswith(MYSQL_SERIES + "."):
             raise ProvisioningError(
                 f"{tree.mysqld} is MySQL {version}, expected {MYSQL_SERIES}.x; "
