@@ -69,12 +69,13 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
     try:
         return await handler(request)
     except ApiError as exc:
-        headers = None
         if isinstance(exc, Unauthorized):
-            headers = {"WWW-Authenticate": "Bearer"}
-        elif isinstance(exc, Unavailable):
-            headers = {"Retry-After": "1"}  # elections and leader changes settle within seconds
-        return error_response(exc.status, exc.reason, headers)
+            return error_response(exc.status, exc.reason, {"WWW-Authenticate": "Bearer"})
+        if exc.retryable:
+            # Nothing was attempted; elections and leader changes settle within seconds.
+            doc = {"error": exc.reason, "retryable": True}
+            return web.json_response(doc, status=exc.status, headers={"Retry-After": "1"})
+        return error_response(exc.status, exc.reason)
     except web.HTTPRequestEntityTooLarge as exc:
         return error_response(exc.status, f"request body too large (limit {request.app[_MAX_BODY]} bytes)")
     except web.HTTPException as exc:
@@ -179,11 +180,13 @@ class _Routes:
         if FORWARDED_HEADER in request.headers:
             raise Unavailable(
                 "a member forwarded this request here as the leader, but this node is not the "
-                "leader (leadership is changing); retry shortly"
+                "leader (leadership is changing); retry shortly",
+                retryable=True,
             )
         if leader_admin is None:
             raise Unavailable(
-                "this node is not the leader and no leader is known (election under way or no quorum)"
+                "this node is not the leader and no leader is known (election under way or no quorum)",
+                retryable=True,
             )
         return await self.forwarder.forward(request, body, leader_admin)
 

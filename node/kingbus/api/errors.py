@@ -15,9 +15,10 @@ class ApiError(Exception):
 
     status: ClassVar[int] = 500
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, retryable: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.retryable = retryable
 
 
 class BadRequest(ApiError):
@@ -45,7 +46,13 @@ class Conflict(ApiError):
 
 
 class Unavailable(ApiError):
-    """The cluster cannot do it now: no leader, no quorum, a change already in flight (503)."""
+    """The cluster cannot do it now: no leader, no quorum, a change already in flight (503).
+
+    ``retryable=True`` promises that nothing was attempted (no leader known, the leader
+    refused the connection), so the same request may simply be sent again; the answer then
+    carries ``"retryable": true`` and ``Retry-After``.  Leave it False when the change may
+    have happened (a timeout after sending), so clients do not apply it twice.
+    """
 
     status = 503
 
@@ -61,5 +68,5 @@ class NotLeader(ApiError):
 
     def __init__(self, leader_admin: str | None) -> None:
         where = f"the leader is at {leader_admin}" if leader_admin else "no leader is known"
-        super().__init__(f"this node is not the leader; {where}")
+        super().__init__(f"this node is not the leader; {where}", retryable=True)
         self.leader_admin = leader_admin

@@ -50,7 +50,9 @@ class Forwarder:
 
     async def forward(self, request: web.Request, body: bytes, leader_admin: str) -> web.Response:
         if self._session is None:
-            raise Unavailable("cannot forward to the leader: the admin server is shutting down")
+            raise Unavailable(
+                "cannot forward to the leader: the admin server is shutting down", retryable=True
+            )
         url = leader_admin.rstrip("/") + request.raw_path
         headers = {name: request.headers[name] for name in _RELAYED_HEADERS if name in request.headers}
         headers[FORWARDED_HEADER] = "1"
@@ -75,9 +77,16 @@ class Forwarder:
                 f"forwarded to the leader at {leader_admin}, which did not answer within "
                 f"{self._timeout_seconds:g}s; the change may or may not have been applied"
             ) from None
+        except aiohttp.ClientConnectorError as exc:
+            # Not connected, so nothing was sent: the client may retry without double effects.
+            log.warning("forwarding %s %s to %s: cannot connect: %s", request.method, request.path, url, exc)
+            raise Unavailable(f"the leader at {leader_admin} is unreachable: {exc}", retryable=True) from None
         except aiohttp.ClientError as exc:
             log.warning("forwarding %s %s to %s failed: %s", request.method, request.path, url, exc)
-            raise Unavailable(f"the leader at {leader_admin} is unreachable: {exc}") from None
+            raise Unavailable(
+                f"the connection to the leader at {leader_admin} failed: {exc}; "
+                "the change may or may not have been applied"
+            ) from None
         log.info("forwarded %s %s to %s: %d", request.method, request.path, leader_admin, status)
         return web.Response(
             status=status,

@@ -1,12 +1,15 @@
 """kingbusctl: the admin API from a shell.
 
-Standard library only (argparse + urllib.request): it runs wherever the kingbus package is
-installed, with nothing else to fetch.  Any node's admin URL will do; followers forward
+No HTTP library: argparse and urllib.request, plus ``kingbus.config.secret`` for reading
+files, so it runs wherever the kingbus package is installed.  Any node's admin URL will do; followers forward
 mutations to the leader.
 
 Output is the server's JSON answer, pretty-printed (``--format table`` renders status and
-member lists as text).  Exit codes: 0 success, 1 the server refused (its ``error`` reason is
-printed to stderr), 2 usage errors (argparse), 3 the node could not be reached.
+member lists as text).  A 503 marked ``"retryable": true`` (no leader known yet, nothing was
+attempted) is retried every second for up to ``--wait`` seconds; other answers are final.
+
+Exit codes: 0 success, 1 the server refused (its ``error`` reason is printed to stderr),
+2 usage errors (argparse), 3 the node could not be reached.
 
 Passwords are read from files (``--password-file``), sent in the request body only, and never
 printed: neither the request nor its body appears in any message.
@@ -18,6 +21,7 @@ import argparse
 import json
 import os
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -41,14 +45,25 @@ class CtlError(Exception):
 class Client:
     """One admin endpoint; ``call`` returns the decoded JSON answer or raises CtlError."""
 
-    def __init__(self, admin: str, *, token: str | None, timeout: float) -> None:
+    def __init__(self, admin: str, *, token: str | None, timeout: float, wait: float = 0.0) -> None:
         self.admin = admin.rstrip("/")
         self.token = token
         self.timeout = timeout
+        self.wait = wait
 
     def call(
         self, method: str, path: str, body: Mapping[str, Any] | None = None, *, auth: bool = False
     ) -> Any:
+        deadline = time.monotonic() + self.wait
+        while True:
+            try:
+                return self._call_once(method, path, body, auth=auth)
+            except _Retryable as exc:
+                if time.monotonic() + 1.0 > deadline:
+                    raise CtlError(str(exc), EXIT_REFUSED) from None
+                time.sleep(1.0)
+
+    def _call_once(self, method: str, path: str, body: Mapping[str, Any] | None, *, auth: bool) -> Any:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.admin + path, data=data, method=method)
         if data is not None:
@@ -61,11 +76,26 @@ class Client:
             with urllib.request.urlopen(request, timeout=self.timeout) as answer:
                 return _decode(answer.read())
         except urllib.error.HTTPError as exc:
-            reason = _reason(exc.read()) or exc.reason
-            raise CtlError(f"{method} {path}: HTTP {exc.code}: {reason}", EXIT_REFUSED) from None
+            payload = exc.read()
+            message = f"{method} {path}: HTTP {exc.code}: {_reason(payload) or exc.reason}"
+            if exc.code == 503 and _retryable(payload):
+                raise _Retryable(message) from None
+            raise CtlError(message, EXIT_REFUSED) from None
         except (urllib.error.URLError, OSError) as exc:
             why = exc.reason if isinstance(exc, urllib.error.URLError) else exc
             raise CtlError(f"cannot reach {self.admin}: {why}", EXIT_UNREACHABLE) from None
+
+
+class _Retryable(Exception):
+    """A 503 the server marked as safe to repeat (nothing was attempted)."""
+
+
+def _retryable(payload: bytes) -> bool:
+    try:
+        doc = json.loads(payload)
+    except ValueError:
+        return False
+    return isinstance(doc, dict) and doc.get("retryable") is True
 
 
 def _decode(payload: bytes) -> Any:
@@ -190,6 +220,12 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         help="file holding the admin bearer token, needed for changes (default: $KINGBUS_TOKEN_FILE)",
     )
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for an answer")
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=10.0,
+        help="seconds to keep retrying while the cluster has no known leader (default: %(default)s)",
+    )
     parser.add_argument("--format", choices=("json", "table"), default="json")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -244,7 +280,7 @@ def main(
                 token = secret(Path(args.token_file))
             except ConfigError as exc:
                 raise CtlError(f"--token-file: {exc}", EXIT_REFUSED) from None
-        client = Client(args.admin, token=token, timeout=args.timeout)
+        client = Client(args.admin, token=token, timeout=args.timeout, wait=args.wait)
         answer = _run(args, client)
     except CtlError as exc:
         print(f"kingbusctl: {exc}", file=err)

@@ -78,7 +78,9 @@ async def test_leader_down_is_503(start_node: StartNode) -> None:
     follower = await start_node(FakeNodeControl("kb-1", leader=False, leader_admin=dead))
     answer = await follower.client.post("/source/stop", headers=AUTH)
     assert answer.status == 503
-    assert f"the leader at {dead} is unreachable" in (await answer.json())["error"]
+    doc = await answer.json()
+    assert f"the leader at {dead} is unreachable" in doc["error"]
+    assert doc["retryable"] is True  # never connected, so nothing was sent
 
 
 async def test_leader_stopped_mid_life_is_503(start_node: StartNode, leader: RunningNode) -> None:
@@ -97,7 +99,9 @@ async def test_leader_unknown_is_503(start_node: StartNode) -> None:
     )
     assert answer.status == 503
     assert answer.headers["Retry-After"] == "1"
-    assert "no leader is known" in (await answer.json())["error"]
+    doc = await answer.json()
+    assert "no leader is known" in doc["error"]
+    assert doc["retryable"] is True  # nothing was attempted: safe to send again
 
 
 async def test_slow_leader_is_503_and_says_the_outcome_is_unknown(
@@ -107,7 +111,9 @@ async def test_slow_leader_is_503_and_says_the_outcome_is_unknown(
     follower = await follower_of(start_node, leader, forward_timeout_seconds=0.3)
     answer = await follower.client.post("/source/stop", headers=AUTH)
     assert answer.status == 503
-    assert "may or may not have been applied" in (await answer.json())["error"]
+    doc = await answer.json()
+    assert "may or may not have been applied" in doc["error"]
+    assert "retryable" not in doc and "Retry-After" not in answer.headers  # a retry could apply it twice
 
 
 async def test_no_forwarding_loop(start_node: StartNode) -> None:

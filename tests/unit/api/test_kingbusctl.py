@@ -192,6 +192,35 @@ async def test_installed_script_runs(leader: RunningNode) -> None:
     assert json.loads(out)["members"][0]["name"] == "kb-0"
 
 
+async def test_retries_while_no_leader_is_known(
+    start_node: StartNode, leader: RunningNode, token_file: Path
+) -> None:
+    follower = await start_node(FakeNodeControl("kb-1", leader=False, leader_admin=None))
+    base = ["--admin", follower.url, "--token-file", str(token_file)]
+    code, _, err = await run([*base, "--wait", "0", "source", "stop"])
+    assert code == 1 and "no leader is known" in err
+
+    async def leader_appears() -> None:
+        await asyncio.sleep(1.2)
+        follower.control.leader_admin = leader.url
+
+    appearing = asyncio.create_task(leader_appears())
+    code, _, err = await run([*base, "--wait", "10", "source", "stop"])
+    await appearing
+    assert (code, err) == (0, "")
+    assert leader.control.mutations == ["stop_source"]
+
+
+async def test_a_non_retryable_503_is_not_retried(leader: RunningNode, token_file: Path) -> None:
+    leader.control.quorum = False
+    started = asyncio.get_running_loop().time()
+    code, _, err = await run(
+        ["--admin", leader.url, "--token-file", str(token_file), "--wait", "30", "source", "stop"]
+    )
+    assert code == 1 and "no quorum" in err
+    assert asyncio.get_running_loop().time() - started < 5
+
+
 def test_usage_errors_exit_2() -> None:
     with pytest.raises(SystemExit) as caught:
         ctl.main(["source", "set", "--host", "h"], environ={}, stdout=io.StringIO(), stderr=io.StringIO())
