@@ -434,7 +434,10 @@ class MySQLServer:
             raise RuntimeError(f"{self!r} is already running")
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self.socket_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.datadir.is_dir() and not any(self.datadir.iterdir()):
+            self.datadir.rmdir()  # an empty directory is a new server too; cp -a needs it absent
         if not self.datadir.exists():
+            self.datadir.parent.mkdir(parents=True, exist_ok=True)
             template = str(self.tree.template_datadir)
             _run(["cp", "-a", template, str(self.datadir)], what="copy template datadir")
             (self.datadir / "auto.cnf").unlink(missing_ok=True)
