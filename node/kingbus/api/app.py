@@ -13,7 +13,10 @@ Every route is a thin translation between HTTP and :class:`~kingbus.api.control.
   on a non-leader is refused (503), so there are no loops.
 * **Errors** become ``{"error": reason}`` with the status of the
   :mod:`kingbus.api.errors` class; aiohttp's own 404/405/413 get the same JSON shape;
-  anything unexpected is logged and answered 500 without internals.
+  anything unexpected is logged and answered 500 without internals.  A 503 for which nothing
+  was attempted (no leader known, leader refused the connection) is ``{"error": reason,
+  "retryable": true}`` with ``Retry-After: 1``; any other 503 may have taken effect and is
+  not marked, so clients do not repeat it blindly.
 
 Success bodies: ``PUT /source`` → 200 ``{"ok": true, "source": {host, port, user,
 start_gtid_set, semi_sync}}`` (no password); ``POST /members`` → 201 ``{"ok": true, "member":
@@ -49,6 +52,7 @@ log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_MAX_BODY: Final = web.AppKey("max_body", int)
 
 
 def error_response(status: int, reason: str, headers: Mapping[str, str] | None = None) -> web.Response:
@@ -86,9 +90,6 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
     except Exception:
         log.exception("admin API: %s %s failed", request.method, request.path)
         return error_response(500, "internal error; see the node's log")
-
-
-_MAX_BODY: Final = web.AppKey("max_body", int)
 
 
 def _count_requests(counter: Counter) -> Middleware:

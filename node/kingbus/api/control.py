@@ -11,8 +11,10 @@ Contract for implementers
 * A mutation that cannot be done on this node because it is not the leader raises
   :class:`~kingbus.api.errors.NotLeader` *before* changing anything; the API then forwards the
   request to the leader.  Other refusals raise ``BadRequest`` (400), ``NotFound`` (404),
-  ``Conflict`` (409) or ``Unavailable`` (503).  Returning normally means *done*: committed
-  through Raft where the change is replicated (the API reports success only then).
+  ``Conflict`` (409) or ``Unavailable`` (503; pass ``retryable=True`` only when nothing was
+  attempted, e.g. no quorum known before proposing — never after a proposal timed out).
+  Returning normally means *done*: committed through Raft where the change is replicated
+  (the API reports success only then); ``transfer_leadership`` returns once leadership moved.
 * Nothing returned by ``status``/``members`` may contain a password.  (The API also drops any
   key containing ``password`` from those documents as a second line of defence.)
 
