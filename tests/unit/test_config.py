@@ -502,3 +502,17 @@ def test_admin_urls_accepted(url: str) -> None:
 def test_admin_urls_refused(url: str) -> None:
     with pytest.raises(ValueError):
         config.parse_admin_url(url)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("64 MB", "expected a size in bytes (e.g. 67108864 or 64MiB), got '64 MB'"),
+        ("-1", "expected a size in bytes (e.g. 67108864 or 64MiB), got '-1'"),
+        ("1KiB", "1024 out of range 4096..4611686018427387904"),
+        ("lots", "expected a size in bytes (e.g. 67108864 or 64MiB), got 'lots'"),
+    ],
+)
+def test_size_syntax(secrets_dir: Path, value: str, reason: str) -> None:
+    env = minimal_env(secrets_dir) | {"KINGBUS_STORE_SEGMENT_BYTES": value}
+    assert errors_of(None, env) == [f"store.segment_bytes (from KINGBUS_STORE_SEGMENT_BYTES): {reason}"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 from tests.unit.api.api_fake_node import FakeNodeControl
@@ -169,3 +170,26 @@ async def test_reads_are_answered_locally(start_node: StartNode, leader: Running
     follower = await follower_of(start_node, leader)
     status = await (await follower.client.get("/status")).json()
     assert status["name"] == "kb-1" and status["role"] == "follower"
+
+
+async def test_leader_dropping_the_connection_is_503_not_retryable(start_node: StartNode) -> None:
+    # Something accepts the connection, reads the request, and hangs up without answering:
+    # the request may have been acted on, so the follower must not invite a blind retry.
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        follower = await start_node(
+            FakeNodeControl("kb-1", leader=False, leader_admin=f"http://127.0.0.1:{port}")
+        )
+        answer = await follower.client.post("/source/stop", headers=AUTH)
+        assert answer.status == 503
+        doc = await answer.json()
+        assert "may or may not have been applied" in doc["error"]
+        assert "retryable" not in doc
+    finally:
+        server.close()
+        await server.wait_closed()
