@@ -189,6 +189,15 @@ def answer(statement: sql.Statement, user_vars: dict[str, object], caps: Capabil
             rows = [row for row in rows if like.like(row[0], statement.like)]
         columns = [results.Column.text("Variable_name"), results.Column.text("Value")]
         return results.encode_resultset(columns, rows, caps)
+    if isinstance(statement, sql.ShowBinaryLogStatus):
+        columns = [
+            results.Column.text("File"),
+            results.Column.integer("Position", unsigned=True),
+            results.Column.text("Binlog_Do_DB"),
+            results.Column.text("Binlog_Ignore_DB"),
+            results.Column.text("Executed_Gtid_Set"),
+        ]
+        return results.encode_resultset(columns, [["binlog.000001", 4, "", "", ""]], caps)
     raise MySQLError(errors.ER_PARSE_ERROR, "42000", "You have an error in your SQL syntax")
 
 
@@ -214,13 +223,18 @@ class Server:
             sock.settimeout(30)
             session = Session()
             self.sessions.append(session)
-            try:
-                serve(sock, self.config, session)
-            except BaseException as error:  # recorded and asserted on by the tests
-                session.error = error
-            finally:
-                sock.close()
-                session.finished.set()
+            # One thread per connection: clients such as python-mysql-replication keep one
+            # connection open while they open another.
+            threading.Thread(target=self._serve, args=(sock, session), daemon=True).start()
+
+    def _serve(self, sock: socket.socket, session: Session) -> None:
+        try:
+            serve(sock, self.config, session)
+        except BaseException as error:  # recorded and asserted on by the tests
+            session.error = error
+        finally:
+            sock.close()
+            session.finished.set()
 
     def close(self) -> None:
         self.stopping.set()
