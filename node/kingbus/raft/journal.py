@@ -185,9 +185,11 @@ class _Segment:
 class EntriesView(Sequence[Entry]):
     """A lazy slice of the journal: entries are read from disk when accessed.
 
-    Slicing a view returns a plain list (pysyncobj trims a batch that way and pickles it); a
-    view pickles as a list too.  A view is only valid until the journal drops or rewrites
-    entries (compaction, clear, a conflict truncation): reading it after that raises
+    Slicing a view gives another view (pysyncobj trims a leader's batch with ``result[:i + 1]``
+    and a follower walks ``prevEntries[1:]``, which may span the whole log); a view pickles
+    as a plain list, which is how a batch travels inside an append_entries message (pysyncobj
+    pickles a message as soon as it is sent).  A view is only valid until the journal drops or
+    rewrites entries (compaction, clear, a conflict truncation): reading it after that raises
     `StaleViewError` instead of returning different entries.
     """
 
@@ -206,11 +208,15 @@ class EntriesView(Sequence[Entry]):
     def __getitem__(self, item: int) -> Entry: ...
 
     @overload
-    def __getitem__(self, item: slice) -> list[Entry]: ...
+    def __getitem__(self, item: slice) -> Sequence[Entry]: ...
 
-    def __getitem__(self, item: int | slice) -> Entry | list[Entry]:
+    def __getitem__(self, item: int | slice) -> Entry | Sequence[Entry]:
         if isinstance(item, slice):
-            return [self[i] for i in range(*item.indices(len(self)))]
+            start, stop, step = item.indices(len(self))
+            if step != 1:
+                return [self[i] for i in range(start, stop, step)]
+            stop = max(start, stop)
+            return EntriesView(self._journal, self._start + start, self._start + stop, self._generation)
         pos = operator.index(item)
         if pos < 0:
             pos += len(self)

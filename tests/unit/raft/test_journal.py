@@ -58,7 +58,10 @@ def test_add_read_len_and_slices(tmp_path: Path) -> None:
     view = j[3:6]
     assert len(view) == 3
     assert list(view) == [(cmd(i), i, 3) for i in (4, 5, 6)]
-    assert view[1:] == [(cmd(5), 5, 3), (cmd(6), 6, 3)]
+    assert list(view[1:]) == [(cmd(5), 5, 3), (cmd(6), 6, 3)]
+    assert list(view[:-1][1:]) == [(cmd(5), 5, 3)]
+    assert list(reversed(view)) == [(cmd(i), i, 3) for i in (6, 5, 4)]
+    assert view[::2] == [(cmd(4), 4, 3), (cmd(6), 6, 3)]
     assert view[-1] == (cmd(6), 6, 3)
     assert list(j[8:]) == [(cmd(9), 9, 3), (cmd(10), 10, 3)]
     assert list(j[20:]) == []
@@ -66,6 +69,8 @@ def test_add_read_len_and_slices(tmp_path: Path) -> None:
     assert j[0:10:3] == [(cmd(i), i, 3) for i in (1, 4, 7, 10)]
     # pysyncobj pickles the batches it sends; a view pickles as a plain list.
     assert pickle.loads(pickle.dumps(j[0:2])) == [(cmd(1), 1, 3), (cmd(2), 2, 3)]
+    message = {"type": "append_entries", "entries": j[0:5][:2]}
+    assert pickle.loads(pickle.dumps(message, protocol=2))["entries"] == [(cmd(1), 1, 3), (cmd(2), 2, 3)]
     with pytest.raises(IndexError):
         j[10]
     j._destroy()
