@@ -19,11 +19,18 @@ def test_no_policy_purges_nothing() -> None:
 
 
 def test_size_limit_purges_oldest_first_until_under() -> None:
-    assert segments_to_purge(SEGMENTS, RetentionPolicy(max_bytes=250), now=NOW, oldest_needed=None) == ["a", "b"]
+    assert segments_to_purge(SEGMENTS, RetentionPolicy(max_bytes=250), now=NOW, oldest_needed=None) == [
+        "a",
+        "b",
+    ]
 
 
 def test_active_segment_is_never_purged() -> None:
-    assert segments_to_purge(SEGMENTS, RetentionPolicy(max_bytes=1), now=NOW, oldest_needed=None) == ["a", "b", "c"]
+    assert segments_to_purge(SEGMENTS, RetentionPolicy(max_bytes=1), now=NOW, oldest_needed=None) == [
+        "a",
+        "b",
+        "c",
+    ]
 
 
 def test_age_limit() -> None:

@@ -1,0 +1,287 @@
+"""The pysyncobj adapter: one Raft member holding the binlog state machine.
+
+pysyncobj (pinned to 0.3.17) provides elections, log replication, membership changes and
+snapshot transfer.  Kingbus supplies around it what it lacks (see notes/python-libraries.md):
+
+* the journal: `kingbus.raft.journal` (on disk, checksummed, fsync before acknowledging,
+  Raft-correct truncation), installed through pysyncobj's `createJournal` seam;
+* snapshots that are *manifests*, not images: at log compaction the store is checkpointed and
+  a small file records the applied entry, the member list and the replicated state.  A member
+  that receives a manifest it is behind on copies the missing segment bytes from a peer
+  (`catch_up` callback) before it goes on; nothing ever rewrites or holds the whole store;
+* bounded entries: the syncer never proposes more than `entry_bytes`, kept far below
+  pysyncobj's `appendEntriesBatchSizeBytes`, so its broken single-large-entry path is never
+  taken, and the socket buffers are at least as large as a batch;
+* a password, always (pysyncobj unpickles what its transport receives).
+
+All pysyncobj calls happen here; the rest of the node sees `RaftMember`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
+from pysyncobj.config import SERIALIZER_STATE  # noqa: F401  (documented dependency)
+
+from kingbus.binlog.gtids import GtidSet
+from kingbus.raft import entries, journal, transport
+from kingbus.raft.statemachine import ReplicatedState, StateMachine
+
+log = logging.getLogger(__name__)
+
+_STATE_NAMES = {0: "follower", 1: "candidate", 2: "leader"}
+MANIFEST_VERSION = 1
+
+
+class RaftError(Exception):
+    """A Raft operation did not succeed; `reason` says why in words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class NotLeaderError(RaftError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class RaftOptions:
+    address: str
+    listen: str
+    peers: tuple[str, ...]
+    password: str
+    data_dir: Path
+    fsync: bool = True
+    entry_bytes: int = 256 * 1024
+    election_timeout: tuple[float, float] = (0.4, 1.4)
+    journal_segment_bytes: int = 64 * 1024 * 1024
+    compaction_bytes: int = 64 * 1024 * 1024
+    compaction_seconds: int = 60
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """What a snapshot file holds (pickled; read only by members sharing the Raft password)."""
+
+    version: int
+    last_entry: Any  # pysyncobj's (command, idx, term) of the last applied entry
+    prev_entry: Any
+    cluster: Any  # pysyncobj's set of nodes
+    state: dict[str, Any]
+    committed_gtids: str
+
+
+def _fail_text(code: int) -> str:
+    names = {
+        FAIL_REASON.QUEUE_FULL: "the Raft command queue is full",
+        FAIL_REASON.MISSING_LEADER: "there is no Raft leader",
+        FAIL_REASON.DISCARDED: "the entry was discarded by a leader change",
+        FAIL_REASON.NOT_LEADER: "this member is not the Raft leader",
+        FAIL_REASON.LEADER_CHANGED: "the Raft leader changed",
+        FAIL_REASON.REQUEST_DENIED: "the Raft leader refused the request",
+    }
+    return names.get(code, f"Raft failure code {code}")
+
+
+class _KingbusSyncObj(SyncObj):  # type: ignore[misc]
+    def __init__(self, member: RaftMember, *args: Any, **kwargs: Any) -> None:
+        self._member = member
+        super().__init__(*args, **kwargs)
+
+    @replicated  # type: ignore[untyped-decorator]
+    def apply_entry(self, value: int, length: int) -> None:
+        self._member._apply(entries.unpack_payload(value, length))
+
+
+class RaftMember:
+    def __init__(
+        self,
+        options: RaftOptions,
+        machine: StateMachine,
+        *,
+        catch_up: Callable[[GtidSet], None],
+    ) -> None:
+        self.options = options
+        self.machine = machine
+        self._catch_up = catch_up
+        self._state_lock = threading.Lock()
+        raft_dir = options.data_dir / "raft"
+        raft_dir.mkdir(parents=True, exist_ok=True)
+        self._snapshot_path = raft_dir / "snapshot"
+        batch_bytes = max(4 * options.entry_bytes, 1 << 20)
+        buffer_bytes = 2 * batch_bytes
+        transport.install()
+        journal.install_journal_factory(
+            journal.JournalOptions(fsync=options.fsync, segment_bytes=options.journal_segment_bytes)
+        )
+        conf = SyncObjConf(
+            password=options.password,
+            journalFile=str(raft_dir / "journal"),
+            fullDumpFile=str(self._snapshot_path),
+            serializer=self._write_manifest,
+            deserializer=self._read_manifest,
+            dynamicMembershipChange=True,
+            appendEntriesUseBatch=False,
+            appendEntriesPeriod=0.05,
+            autoTickPeriod=0.02,
+            appendEntriesBatchSizeBytes=batch_bytes,
+            sendBufferSize=buffer_bytes,
+            recvBufferSize=buffer_bytes,
+            raftMinTimeout=options.election_timeout[0],
+            raftMaxTimeout=options.election_timeout[1],
+            connectionTimeout=max(3.5, options.election_timeout[1] * 2),
+            leaderFallbackTimeout=max(10.0, options.election_timeout[1] * 5),
+            logCompactionMinEntries=1_000_000_000,  # compaction is driven by journal bytes, below
+            logCompactionMinTime=options.compaction_seconds,
+            bindAddress=options.listen,
+            commandsQueueSize=10_000,
+        )
+        self._obj = _KingbusSyncObj(self, options.address, list(options.peers), conf)
+        self._journal = journal.journal_for(str(raft_dir / "journal"))
+        self._obj.addOnTickCallback(self._on_tick)
+
+    # ------------------------------------------------------------------ apply (tick thread)
+    def _apply(self, payload: bytes) -> None:
+        self.machine.apply(payload)
+
+    def _on_tick(self) -> None:
+        if self._journal is not None and self._journal.bytes_on_disk() > self.options.compaction_bytes:
+            self._obj.forceLogCompaction()
+
+    # ------------------------------------------------------------------ snapshots (tick thread)
+    def _write_manifest(self, file_name: str, data: Any) -> None:
+        if self.machine.in_chunk:
+            # The manifest must describe a store with no half-staged transaction; pysyncobj
+            # retries the compaction later.
+            raise RaftError("a chunked transaction is being applied; snapshot postponed")
+        last_entry, prev_entry, cluster = data
+        self.machine.store.checkpoint()
+        manifest = Manifest(
+            version=MANIFEST_VERSION,
+            last_entry=last_entry,
+            prev_entry=prev_entry,
+            cluster=cluster,
+            state=self.machine.state.to_json(),
+            committed_gtids=str(self.machine.store.committed_gtids),
+        )
+        with open(file_name, "wb") as f:
+            pickle.dump(manifest, f, protocol=4)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _read_manifest(self, file_name: str) -> tuple[Any, Any, Any]:
+        with open(file_name, "rb") as f:
+            manifest: Manifest = pickle.load(f)
+        if manifest.version != MANIFEST_VERSION:
+            raise RaftError(f"snapshot version {manifest.version} is not supported")
+        # The replicated state first: it names the members a catch-up can copy from.
+        self.machine.state = ReplicatedState.from_json(manifest.state)
+        wanted = GtidSet.parse(manifest.committed_gtids)
+        if not wanted.issubset(self.machine.store.committed_gtids):
+            # Behind the snapshot: copy the missing data from a peer before going on.
+            self._catch_up(wanted)
+        return manifest.last_entry, manifest.prev_entry, manifest.cluster
+
+    # ------------------------------------------------------------------ proposals
+    def propose(self, payload: bytes, callback: Callable[[str | None], None]) -> None:
+        """Proposes one entry; `callback(None)` once it is applied here, or `callback(reason)`."""
+
+        def done(_result: Any, error: int) -> None:
+            callback(None if error == FAIL_REASON.SUCCESS else _fail_text(error))
+
+        value, length = entries.pack_payload(payload)
+        self._obj.apply_entry(value, length, callback=done)
+
+    def propose_and_wait(self, payload: bytes, timeout: float = 10.0) -> None:
+        done = threading.Event()
+        outcome: list[str | None] = []
+
+        def callback(reason: str | None) -> None:
+            outcome.append(reason)
+            done.set()
+
+        self.propose(payload, callback)
+        if not done.wait(timeout):
+            raise RaftError(f"no Raft commit within {timeout:.0f}s")
+        if outcome[0] is not None:
+            raise RaftError(outcome[0])
+
+    # ------------------------------------------------------------------ membership
+    def _call(self, what: str, fn: Callable[..., None], *args: Any, timeout: float = 10.0) -> None:
+        done = threading.Event()
+        outcome: list[int] = []
+
+        def callback(_result: Any, error: int) -> None:
+            outcome.append(error)
+            done.set()
+
+        fn(*args, callback=callback)
+        if not done.wait(timeout):
+            raise RaftError(f"{what}: no answer within {timeout:.0f}s")
+        if outcome[0] != FAIL_REASON.SUCCESS:
+            raise RaftError(f"{what}: {_fail_text(outcome[0])}")
+
+    def add_member(self, raft_address: str) -> None:
+        self._require_leader()
+        self._call(f"adding {raft_address}", self._obj.addNodeToCluster, raft_address)
+
+    def remove_member(self, raft_address: str) -> None:
+        self._require_leader()
+        self._call(f"removing {raft_address}", self._obj.removeNodeFromCluster, raft_address)
+
+    def transfer_leadership(self, to: str | None) -> None:
+        self._require_leader()
+        self._call("leader transfer", self._obj.transferLeadership, to)
+
+    def _require_leader(self) -> None:
+        if not self.is_leader():
+            raise NotLeaderError("this member is not the Raft leader")
+
+    # ------------------------------------------------------------------ facts
+    def status(self) -> dict[str, Any]:
+        return dict(self._obj.getStatus())
+
+    def role(self) -> str:
+        return _STATE_NAMES.get(self._obj.getStatus()["state"], "follower")
+
+    def is_leader(self) -> bool:
+        return bool(self._obj._isLeader())
+
+    def leader(self) -> str | None:
+        leader = self._obj._getLeader()
+        return None if leader is None else str(leader.address if hasattr(leader, "address") else leader)
+
+    def term(self) -> int:
+        return int(self._obj.raftCurrentTerm)
+
+    def commit_index(self) -> int:
+        return int(self._obj.raftCommitIndex)
+
+    def last_applied(self) -> int:
+        return int(self._obj.raftLastApplied)
+
+    def member_addresses(self) -> list[str]:
+        return sorted([self.options.address, *(n.address for n in self._obj.otherNodes)])
+
+    def is_connected(self, address: str) -> bool:
+        if address == self.options.address:
+            return True
+        return any(n.address == address and self._obj.isNodeConnected(n) for n in self._obj.otherNodes)
+
+    def has_quorum(self) -> bool:
+        return bool(self._obj.hasQuorum)
+
+    def journal_stats(self) -> dict[str, int]:
+        return self._journal.stats() if self._journal is not None else {}
+
+    def destroy(self) -> None:
+        self._obj.destroy()

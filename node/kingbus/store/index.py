@@ -1,0 +1,113 @@
+"""Per-segment transaction index: GTID and source coordinates -> offset in the segment.
+
+One index file sits beside each segment (`kingbus-bin.000007.idx`).  It is an append-only
+sequence of small records:
+
+* ``S`` defines a source id (``uuid`` or ``uuid:tag``) under a per-segment number, so the
+  transaction records stay fixed-size;
+* ``T`` describes one stored transaction: its GTID (sid number + gno), where its bytes are in
+  the segment, and where it ended in the *source's* binlog file (the segment records which
+  source file that is).
+
+The index is derived data: it is written without fsync on the hot path and, after a crash,
+checked against the segment (last record must end where the committed data ends) and rebuilt
+from the data by scanning when it does not match.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+_SID = struct.Struct("<cHB")  # b"S", sid number, text length; then the text
+_TXN = struct.Struct("<cHQQIQ")  # b"T", sid number, gno, offset, length, source end position
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    sid: str  # "uuid" or "uuid:tag"
+    gno: int
+    offset: int
+    length: int
+    source_end_pos: int
+
+    @property
+    def gtid(self) -> str:
+        return f"{self.sid}:{self.gno}"
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.length
+
+
+class IndexWriter:
+    """Appends records to one segment's index file."""
+
+    def __init__(self, path: Path, *, existing: list[IndexEntry] | None = None) -> None:
+        self._path = path
+        self._sids: dict[str, int] = {}
+        self._file = open(path, "wb")
+        # Rewriting from known-good entries is cheaper than reasoning about a damaged tail.
+        for entry in existing or ():
+            self.append(entry)
+
+    def append(self, entry: IndexEntry) -> None:
+        sid_no = self._sids.get(entry.sid)
+        if sid_no is None:
+            sid_no = len(self._sids)
+            self._sids[entry.sid] = sid_no
+            text = entry.sid.encode("ascii")
+            self._file.write(_SID.pack(b"S", sid_no, len(text)) + text)
+        self._file.write(_TXN.pack(b"T", sid_no, entry.gno, entry.offset, entry.length, entry.source_end_pos))
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def fsync(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def read_index(path: Path) -> list[IndexEntry]:
+    """Reads every complete record; a torn or foreign tail simply ends the list."""
+    if not path.exists():
+        return []
+    return list(iter_index(path.read_bytes()))
+
+
+def iter_index(data: bytes) -> Iterator[IndexEntry]:
+    sids: dict[int, str] = {}
+    pos = 0
+    size = len(data)
+    while pos < size:
+        kind = data[pos : pos + 1]
+        if kind == b"S":
+            if pos + _SID.size > size:
+                return
+            _, sid_no, text_len = _SID.unpack_from(data, pos)
+            end = pos + _SID.size + text_len
+            if end > size:
+                return
+            sids[sid_no] = data[pos + _SID.size : end].decode("ascii")
+            pos = end
+        elif kind == b"T":
+            if pos + _TXN.size > size:
+                return
+            _, sid_no, gno, offset, length, source_end = _TXN.unpack_from(data, pos)
+            sid = sids.get(sid_no)
+            if sid is None:
+                return
+            yield IndexEntry(sid, gno, offset, length, source_end)
+            pos += _TXN.size
+        else:
+            return
+
+
+def index_path(segment_path: Path) -> Path:
+    return segment_path.with_name(segment_path.name + ".idx")

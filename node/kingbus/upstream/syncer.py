@@ -1,0 +1,371 @@
+"""The syncer: on the Raft leader only, replicate from the source into the Raft log.
+
+Theory of operation
+-------------------
+One thread runs for the life of the node and starts a *session* whenever this member is the
+leader and the replicated source configuration says the source is running:
+
+1. The session gets a new id `(term, counter)` and proposes a `Barrier`.  Once the barrier is
+   applied here, everything committed before it is in the local store too, so the store's
+   committed GTID set is exactly what the cluster has (DESIGN invariant 5: resume from the
+   committed set, never from a guess).
+2. It connects to the source as a replica (`kingbus.upstream.client`), checks the source
+   (GTID mode ON, ROW, CRC32 checksums), registers and dumps with COM_BINLOG_DUMP_GTID from
+   that set.  Every event's CRC is verified; events become whole transactions
+   (`kingbus.binlog.transactions`), transactions become bounded entries
+   (`kingbus.upstream.batcher`), entries are proposed in order.
+3. Entries are pipelined: up to `max_in_flight` proposals wait for commit at once.  A
+   transaction is proposed at once while the pipeline has room (low latency when the source
+   is quiet) and batched while it is full (throughput under load).  When the pipeline holds
+   too many bytes the reader stops reading, which pushes back on the source's socket.
+4. Any failure -- the source, the network, a proposal that is not committed, a lost
+   leadership, a changed configuration -- ends the session; the next one starts from the
+   committed set again.  Reconnects back off exponentially up to a cap, forever.
+
+Semi-synchronous mode: when enabled and the source offers it, an event that asks for an
+acknowledgement is acknowledged only after the entry that holds its transaction has been
+committed by Raft and applied here -- never on receipt.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pymysql
+
+from kingbus.binlog import control_events, errors, events, transactions
+from kingbus.raft import entries
+from kingbus.raft.cluster import RaftError, RaftMember
+from kingbus.raft.secrets import SecretBox
+from kingbus.raft.statemachine import StateMachine
+from kingbus.upstream.backoff import Backoff
+from kingbus.upstream.batcher import Batcher, SourceContext
+from kingbus.upstream.client import SourceConnection, SourceRefused
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncerOptions:
+    server_id: int
+    replica_uuid: str
+    entry_bytes: int = 256 * 1024
+    heartbeat_seconds: float = 1.0
+    connect_timeout: float = 5.0
+    max_in_flight: int = 16
+    max_in_flight_bytes: int = 32 * 1024 * 1024
+    report_host: str = ""
+    report_port: int = 0
+
+
+def replica_uuid_for(raft_password: str) -> str:
+    """One replica UUID for the whole cluster: the source then ends a stale leader's dump
+    as soon as a new leader connects (MySQL kills a dump with the same replica UUID)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_OID, "kingbus:" + raft_password))
+
+
+class _SessionEnded(Exception):
+    pass
+
+
+class Syncer:
+    def __init__(
+        self,
+        *,
+        raft: RaftMember,
+        machine: StateMachine,
+        secrets: SecretBox,
+        options: SyncerOptions,
+        on_commit: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self._raft = raft
+        self._machine = machine
+        self._secrets = secrets
+        self._options = options
+        self._on_commit = on_commit
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="syncer", daemon=True)
+        self._counter = 0
+        self._backoff = Backoff()
+        # Status, read by the admin API.
+        self.state = "stopped"
+        self.error = ""
+        self._last_txn_ts = 0
+        self._idle = True
+        # Session state, shared between the reader and Raft callbacks.
+        self._lock = threading.Condition()
+        self._conn: SourceConnection | None = None
+        self._batcher: Batcher | None = None
+        self._in_flight = 0
+        self._in_flight_bytes = 0
+        self._failure: str | None = None
+        self._ack_requests: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._close_connection()
+        self._thread.join(timeout=10)
+
+    def poke(self) -> None:
+        """Re-read the configuration now (after a change of source or of leadership)."""
+        self._wake.set()
+        self._close_connection()
+
+    def status(self) -> dict[str, object]:
+        source = self._machine.state.source
+        lag = 0.0
+        if self.state == "streaming" and not self._idle and self._last_txn_ts:
+            lag = max(0.0, time.time() - self._last_txn_ts)
+        return {
+            "host": source.host if source else "",
+            "port": source.port if source else 0,
+            "state": self.state,
+            "error": self.error,
+            "lag_seconds": round(lag, 3),
+        }
+
+    def pipeline(self) -> dict[str, int]:
+        """Proposals waiting for commit (for status and debugging)."""
+        with self._lock:
+            return {
+                "in_flight": self._in_flight,
+                "in_flight_bytes": self._in_flight_bytes,
+                "pending_bytes": self._batcher.pending_bytes if self._batcher else 0,
+            }
+
+    # ------------------------------------------------------------------ main loop
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            source = self._machine.state.source
+            if source is None or not source.running or not self._raft.is_leader():
+                self.state = "stopped"
+                self.error = "" if source is None or source.running else "stopped by request"
+                self._wake.wait(0.2)
+                self._wake.clear()
+                continue
+            try:
+                self._session(source)
+                self._backoff.reset()
+            except _SessionEnded as exc:
+                log.info("syncer session ended: %s", exc)
+            except (SourceRefused, RaftError, errors.BinlogError, pymysql.err.MySQLError, OSError) as exc:
+                self.state = "error"
+                self.error = _describe(exc)
+                delay = self._backoff.next_delay()
+                log.warning("syncer: %s; retrying in %.1fs", self.error, delay)
+                self._wake.wait(delay)
+                self._wake.clear()
+            finally:
+                self._close_connection()
+
+    def _still_wanted(self, source: entries.SourceConfig, term: int) -> bool:
+        return (
+            not self._stop.is_set()
+            and self._raft.is_leader()
+            and self._raft.term() == term
+            and self._machine.state.source == source
+        )
+
+    def _session(self, source: entries.SourceConfig) -> None:
+        term = self._raft.term()
+        self._counter += 1
+        session = entries.Session(term, self._counter)
+        self.state = "connecting"
+        self._raft.propose_and_wait(entries.encode(entries.Barrier(session)))
+        if session not in self._machine.barriers_applied or not self._still_wanted(source, term):
+            raise _SessionEnded("leadership or configuration changed before the session started")
+        start = self._machine.store.committed_gtids
+        conn = SourceConnection(
+            host=source.host,
+            port=source.port,
+            user=source.user,
+            password=self._secrets.open(source.password_enc),
+            connect_timeout=self._options.connect_timeout,
+            read_timeout=max(3.0, 3 * self._options.heartbeat_seconds),
+        )
+        with self._lock:
+            self._conn = conn
+            self._batcher = Batcher(session, self._options.entry_bytes)
+            self._in_flight = 0
+            self._in_flight_bytes = 0
+            self._failure = None
+        facts = conn.facts()
+        _check_source(facts.gtid_mode, facts.binlog_format, facts.binlog_checksum)
+        if facts.server_id == self._options.server_id:
+            raise SourceRefused(
+                f"the source's server_id {facts.server_id} equals this node's mysql.server_id; "
+                "they must differ"
+            )
+        semi_sync = source.semi_sync and facts.semi_sync_available
+        if source.semi_sync and not facts.semi_sync_available:
+            log.warning("semi_sync requested but the source has rpl_semi_sync_source_enabled off")
+        conn.prepare(
+            replica_uuid=self._options.replica_uuid,
+            heartbeat_seconds=self._options.heartbeat_seconds,
+            semi_sync=semi_sync,
+        )
+        conn.register(
+            server_id=self._options.server_id,
+            report_host=self._options.report_host,
+            report_port=self._options.report_port,
+        )
+        conn.dump_gtid(server_id=self._options.server_id, gtids=start)
+        log.info("syncer session %s: dumping from %s:%d after %s", session, source.host, source.port, start)
+        self._stream(conn, source, term)
+
+    def _stream(self, conn: SourceConnection, source: entries.SourceConfig, term: int) -> None:
+        assembler = transactions.TransactionAssembler(checksum=True)
+        source_file = ""
+        fde = b""
+        first = True
+        while True:
+            event = conn.read_event()
+            if event is None:
+                raise _SessionEnded("the source ended the binlog stream")
+            raw = event.raw  # the assembler verifies every event's CRC32
+            if first:
+                self.state = "streaming"
+                self.error = ""
+                self._backoff.reset()
+                first = False
+            item = assembler.feed(raw)
+            if isinstance(item, transactions.Transaction):
+                self._idle = False
+                gtid_text = str(item.gtid)
+                data = item.events_bytes
+                txn = entries.Txn(gtid_text, item.last_log_pos, int.from_bytes(data[:4], "little"), data)
+                if event.ack_requested:  # the source asks on a transaction's last event
+                    self._note_ack(gtid_text, source_file, item.last_log_pos)
+                self._submit(txn, SourceContext(source_file, fde))
+                if not self._still_wanted(source, term):
+                    raise _SessionEnded("leadership or configuration changed")
+            elif item is not None:
+                kind = item.event_type
+                if kind == events.EventType.ROTATE:
+                    source_file = control_events.decode_rotate(item.data, checksum=True).next_file
+                elif kind == events.EventType.FORMAT_DESCRIPTION:
+                    fde = item.data
+                elif kind in (events.EventType.HEARTBEAT, events.EventType.HEARTBEAT_V2):
+                    with self._lock:
+                        self._idle = self._in_flight == 0 and not (
+                            self._batcher and self._batcher.pending_bytes
+                        )
+                    if not self._still_wanted(source, term):
+                        raise _SessionEnded("leadership or configuration changed")
+            with self._lock:
+                if self._failure is not None:
+                    raise RaftError(self._failure)
+
+    # ------------------------------------------------------------------ proposals
+    def _note_ack(self, gtid: str, source_file: str, position: int) -> None:
+        with self._lock:
+            self._ack_requests[gtid] = position
+            self._ack_file = source_file
+
+    def _submit(self, txn: entries.Txn, context: SourceContext) -> None:
+        with self._lock:
+            # Back-pressure: wait while the pipeline is over its byte budget.
+            while self._in_flight_bytes > self._options.max_in_flight_bytes and self._failure is None:
+                self._lock.wait(0.5)
+                if self._stop.is_set():
+                    raise _SessionEnded("stopping")
+            assert self._batcher is not None
+            ready = self._batcher.add(txn, context)
+            if not ready and self._in_flight < self._options.max_in_flight:
+                ready = self._batcher.flush()
+            for entry in ready:
+                self._propose_locked(entry)
+
+    def _propose_locked(self, entry: entries.TxnBatch | entries.TxnChunk) -> None:
+        payload = entries.encode(entry)
+        gtids = [t.gtid for t in entry.txns] if isinstance(entry, entries.TxnBatch) else []
+        if isinstance(entry, entries.TxnChunk) and entry.last:
+            gtids = [entry.txn.gtid]
+        newest_ts = (
+            max((t.timestamp for t in entry.txns), default=0)
+            if isinstance(entry, entries.TxnBatch)
+            else entry.txn.timestamp
+        )
+        self._in_flight += 1
+        self._in_flight_bytes += len(payload)
+        batcher = self._batcher
+        size = len(payload)
+
+        def committed(reason: str | None) -> None:
+            self._on_committed(batcher, size, gtids, newest_ts, reason)
+
+        self._raft.propose(payload, committed)
+
+    def _on_committed(
+        self, batcher: Batcher | None, size: int, gtids: list[str], newest_ts: int, reason: str | None
+    ) -> None:
+        ack: tuple[str, int] | None = None
+        with self._lock:
+            if batcher is not self._batcher:
+                return  # a callback of an ended session
+            self._in_flight -= 1
+            self._in_flight_bytes -= size
+            if reason is not None:
+                self._failure = f"a proposal was not committed: {reason}"
+                self._lock.notify_all()
+                conn = self._conn
+                if conn is not None:
+                    threading.Thread(target=conn.close, daemon=True).start()
+                return
+            if newest_ts:
+                self._last_txn_ts = newest_ts
+            positions = [self._ack_requests.pop(g) for g in gtids if g in self._ack_requests]
+            if positions:
+                ack = (self._ack_file, max(positions))
+            if self._batcher is not None and self._in_flight < self._options.max_in_flight:
+                for entry in self._batcher.flush():
+                    self._propose_locked(entry)
+            self._lock.notify_all()
+            conn = self._conn
+        if self._on_commit is not None:
+            self._on_commit(len(gtids), size)
+        if ack is not None and conn is not None:
+            try:
+                conn.acknowledge(*ack)
+            except OSError as exc:
+                log.warning("semi-sync acknowledgement failed: %s", exc)
+
+    def _close_connection(self) -> None:
+        with self._lock:
+            conn, self._conn = self._conn, None
+            self._batcher = None
+            self._ack_requests.clear()
+            self._lock.notify_all()
+        if conn is not None:
+            conn.close()
+
+
+def _check_source(gtid_mode: str, binlog_format: str, checksum: str) -> None:
+    problems = []
+    if gtid_mode.upper() != "ON":
+        problems.append(f"gtid_mode is {gtid_mode or 'unknown'} (Kingbus needs ON)")
+    if binlog_format.upper() != "ROW":
+        problems.append(f"binlog_format is {binlog_format or 'unknown'} (Kingbus needs ROW)")
+    if checksum.upper() != "CRC32":
+        problems.append(f"binlog_checksum is {checksum or 'unknown'} (Kingbus needs CRC32)")
+    if problems:
+        raise SourceRefused("the source is unsuitable: " + "; ".join(problems))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, pymysql.err.MySQLError) and exc.args:
+        code = exc.args[0]
+        message = exc.args[1] if len(exc.args) > 1 else ""
+        return f"MySQL error {code}: {message}"
+    return str(exc) or type(exc).__name__
