@@ -155,7 +155,7 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def cluster(tmp_path: Path, kind: str) -> Iterator[Cluster]:
+def cluster(tmp_path: Path, kind: str, *, membership: bool = False) -> Iterator[Cluster]:
     """Three nodes; the third never starts an election (it is the one left behind)."""
     addresses = [f"{h}:{free_port(h)}" for h in HOSTS]
     factory = (
@@ -177,6 +177,7 @@ def cluster(tmp_path: Path, kind: str) -> Iterator[Cluster]:
                 connectionTimeout=40.0,  # pysyncobj requires it >= raftMaxTimeout
                 logCompactionMinEntries=10**9,
                 logCompactionMinTime=10**9,
+                dynamicMembershipChange=membership,
             )
             (tmp_path / f"node{i}").mkdir()
             nodes.append(ListObj(address, [a for a in addresses if a != address], conf))
@@ -358,6 +359,47 @@ def test_conflicting_term_truncates_uncommitted_entries_exactly(tmp_path: Path) 
         reopened = DiskJournal(Path(j.path), JournalOptions(fsync="never"))
         assert [(bytes(e[0]), e[1], e[2]) for e in reopened[0 : len(reopened)]] == after
         reopened._destroy()
+
+
+def test_membership_change_in_a_kept_tail_stays_in_effect(tmp_path: Path) -> None:
+    """pysyncobj reverts membership entries after prevLogIdx before it cuts; a kept tail must
+    have them re-applied (`attach_to_syncobj`), or the member list disagrees with the log."""
+    with cluster(tmp_path, "disk", membership=True) as c:
+        first, second, third = c.nodes
+        leader = leader_of([first, second])
+        follower = second if leader is first else first
+        attached = journal.attach_to_syncobj(follower)  # `third` is left unattached: the control
+        leader.append("before", sync=True, timeout=10)
+        wait_for(lambda: third.items == ["before"], what="the third node to apply")
+        for n in (follower, third):
+            with n.transport.lock:
+                n.transport.received.clear()
+        leader.append("pre", sync=True, timeout=10)
+        extra = f"127.0.0.14:{free_port('127.0.0.14')}"  # a member that never starts
+        done = threading.Event()
+        leader.addNodeToCluster(extra, callback=lambda result, error: done.set())
+        assert done.wait(10)
+        for i in range(3):
+            leader.append(f"post-{i}", sync=True, timeout=10)
+        expected = ["before", "pre", "post-0", "post-1", "post-2"]
+        wait_for(lambda: follower.items == expected and third.items == expected, what="all to apply")
+        for n in (follower, third):
+            assert extra in {m.id for m in n.otherNodes}
+            n.transport.blocked.add(leader.selfNode.id)
+        time.sleep(0.1)
+
+        def stale_message(n: ListObj) -> tuple[Any, dict[str, Any]]:
+            with n.transport.lock:
+                return next(m for m in n.transport.received if m[1]["entries"][0][0] != NO_OP)
+
+        for n in (follower, third):
+            before = n.log_entries()
+            n.inject([stale_message(n)])
+            assert n.log_entries() == before  # both journals keep the tail
+        assert attached.kept_tail_events >= 1
+        assert extra in {m.id for m in follower.otherNodes}
+        # Without the listener pysyncobj's rollback leaves the member list behind the log.
+        assert extra not in {m.id for m in third.otherNodes}
 
 
 @pytest.fixture(autouse=True)

@@ -87,8 +87,10 @@ index and term but different bytes: a broken Raft invariant, handled as a confli
 A known interaction: with ``dynamicMembershipChange`` pysyncobj reverts the membership changes
 of the entries after ``prevLogIdx`` before the cut and re-applies those of the message.  A
 membership entry in a kept tail past the message is thus reverted while it stays in the log
-(pysyncobj re-applies it when it is applied as committed).  `on_kept_tail`, when set, is called
-with the entries a settle makes visible again so the owner can re-apply them at once.
+(pysyncobj would re-apply it only once it is applied as committed).  `on_kept_tail`, when set,
+is called with the entries a settle makes visible again; `attach_to_syncobj` sets it to re-apply
+their membership changes at once, so the configuration always matches the log as Raft's
+single-server membership rule requires.
 
 Threads: pysyncobj calls the journal from its tick thread only; a re-entrant lock makes the
 counters and `stats()` safe to read from other threads.
@@ -901,6 +903,32 @@ def uninstall_journal_factory() -> None:
         if _original_create_journal is not None:
             pysyncobj.syncobj.createJournal = _original_create_journal
             _original_create_journal = None
+
+
+def attach_to_syncobj(syncobj: Any) -> DiskJournal:
+    """The `DiskJournal` of a constructed `SyncObj`, wired to re-apply kept membership changes.
+
+    With ``dynamicMembershipChange`` the follower reverts the membership entries it is about to
+    cut; for the ones the journal keeps (see the module docstring) the listener applies them
+    again, in log order, through pysyncobj's own ``__doChangeCluster`` (idempotent: adding a
+    present node or removing an absent one does nothing).
+    """
+    log_ = syncobj._SyncObj__raftLog
+    if not isinstance(log_, DiskJournal):
+        raise JournalError(f"this SyncObj's journal is a {type(log_).__name__}, not a DiskJournal")
+    if syncobj.conf.dynamicMembershipChange:
+        parse = syncobj._SyncObj__parseChangeClusterRequest
+        change = syncobj._SyncObj__doChangeCluster
+
+        def reapply_membership(entries: Sequence[Entry]) -> None:
+            for command, _idx, _term in entries:
+                request = parse(command) if command else None
+                if request is not None:
+                    log.info("journal %s: re-applying kept membership change %r", log_.path, request[:2])
+                    change(request)
+
+        log_.on_kept_tail = reapply_membership
+    return log_
 
 
 @contextlib.contextmanager
