@@ -24,7 +24,8 @@ Public modules and their main names:
     :class:`Capability`, ``SERVER_CAPABILITIES``, :class:`ServerStatus`, :class:`Command`,
     :class:`ColumnType`, :class:`ColumnFlag`, :class:`Charset` (``UTF8MB4_0900_AI_CI`` = 255).
 ``framing``
-    :class:`PacketReader`, :class:`Packet`, ``frame(payload, seq) -> (bytes, next_seq)``,
+    :class:`PacketReader` (``feed``, ``next_packet``, ``packets``, ``wanted`` for exact reads
+    before a TLS upgrade), :class:`Packet`, ``frame(payload, seq) -> (bytes, next_seq)``,
     ``frame_all(payloads, seq)``.
 ``wire``
     Length-encoded ints/strings and NUL strings (``lenenc_int``, ``lenenc_bytes``, ...), and
@@ -56,6 +57,8 @@ Public modules and their main names:
     :class:`SetCharacterSet` | :class:`ShowVariables` | :class:`ShowStatus` |
     :class:`ShowBinaryLogs` | :class:`ShowBinaryLogStatus` | :class:`ShowBinlogEvents` |
     :class:`ShowReplicas` | :class:`Kill` | :class:`Unknown`; never raises.
+``sqltokens``
+    The tokenizer under ``sql`` (comments, version comments, quoting, variables).
 ``like``
     ``like(value, pattern)``: SQL LIKE, case-insensitive by default.
 
@@ -75,6 +78,7 @@ from kingbus.protocol import (
     results,
     scrambles,
     sql,
+    sqltokens,
     wire,
 )
 from kingbus.protocol.errors import MySQLError, PacketsOutOfOrder, PacketTooLarge, ProtocolError
@@ -95,5 +99,6 @@ __all__ = [
     "results",
     "scrambles",
     "sql",
+    "sqltokens",
     "wire",
 ]

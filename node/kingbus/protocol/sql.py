@@ -12,7 +12,7 @@ notes/mysql-protocol.md §1, §4, §5): clock and identity probes (``SELECT UNIX
 session decides the answer. Anything it does not recognise -- including syntax it cannot
 tokenize -- becomes :class:`Unknown`; :func:`classify` never raises.
 
-It works in two small steps: a tokenizer that understands what real clients put around the
+It works in two small steps: a tokenizer (:mod:`kingbus.protocol.sqltokens`) that understands what real clients put around the
 statement (``/* */`` comments, ``/*!80000 ... */`` version comments whose body is code, ``--``
 and ``#`` line comments, backticks, quoted strings with escapes, ``@@scope.var`` and
 ``@var``), then a recursive-descent parser over the few grammar shapes above. Keywords are
@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import re
+
+from kingbus.protocol import sqltokens
 
 # -- statement values --------------------------------------------------------------------
 
@@ -104,7 +105,8 @@ class Assignment:
 @dataclasses.dataclass(frozen=True, slots=True)
 class Set:
     """``SET a = v, @b = v, GLOBAL c = v, @@session.d = v`` (``=`` or ``:=``). A scope keyword
-    before an unprefixed name applies to it and to following unprefixed names."""
+    before an unprefixed name applies to it and to following unprefixed names; without one,
+    system variables are assigned in the session scope (targets always carry a scope)."""
 
     assignments: tuple[Assignment, ...]
 
@@ -194,182 +196,28 @@ Statement = (
     | Unknown
 )
 
-# -- tokenizer ---------------------------------------------------------------------------
-
-
-class _Unparsable(Exception):
-    """Internal: the text is outside what this classifier understands."""
-
-
-class _Kind(enum.Enum):
-    WORD = "word"  # keyword or identifier (value upper-cased for keywords via .upper)
-    QUOTED_IDENT = "quoted-ident"
-    STRING = "string"
-    NUMBER = "number"
-    SYSVAR = "sysvar"
-    USERVAR = "uservar"
-    PUNCT = "punct"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Token:
-    kind: _Kind
-    value: str
-    start: int
-    end: int
-    scope: Scope | None = None  # for SYSVAR
-
-    def is_word(self, *words: str) -> bool:
-        return self.kind is _Kind.WORD and self.value.upper() in words
-
-
-_IDENT_RE = re.compile(r"[A-Za-z0-9_$\u0080-\uffff]+")
-_NUMBER_RE = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_USERVAR_NAME_RE = re.compile(r"[A-Za-z0-9_$.\u0080-\uffff]+")
-_WHITESPACE = " \t\r\n\f\v"
-_ESCAPES = {"0": "\0", "b": "\b", "n": "\n", "r": "\r", "t": "\t", "Z": "\x1a"}
-_SCOPE_WORDS = {"GLOBAL": Scope.GLOBAL, "SESSION": Scope.SESSION, "LOCAL": Scope.SESSION}
-
-
-def _quoted(text: str, start: int) -> tuple[str, int]:
-    """A quoted string or identifier starting at ``start``: its value and the end offset.
-    Backslash escapes apply to strings, not to backtick identifiers; a doubled quote is the
-    quote itself."""
-    quote = text[start]
-    out: list[str] = []
-    index = start + 1
-    while index < len(text):
-        char = text[index]
-        if char == "\\" and quote != "`":
-            if index + 1 >= len(text):
-                break
-            nxt = text[index + 1]
-            # MySQL keeps \% and \_ as two characters so that LIKE patterns still see the escape.
-            out.append("\\" + nxt if nxt in "%_" else _ESCAPES.get(nxt, nxt))
-            index += 2
-            continue
-        if char == quote:
-            if index + 1 < len(text) and text[index + 1] == quote:
-                out.append(quote)
-                index += 2
-                continue
-            return "".join(out), index + 1
-        out.append(char)
-        index += 1
-    raise _Unparsable("unterminated quoted text")
-
-
-def _tokenize(text: str) -> list[_Token]:
-    tokens: list[_Token] = []
-    index = 0
-    in_version_comment = False
-    length = len(text)
-    while index < length:
-        char = text[index]
-        if char in _WHITESPACE:
-            index += 1
-        elif text.startswith("/*!", index):
-            # A version comment: its body is code for servers at least that version.
-            if in_version_comment:
-                raise _Unparsable("nested version comment")
-            index += 3
-            while index < length and text[index].isdigit():
-                index += 1
-            in_version_comment = True
-        elif text.startswith("*/", index) and in_version_comment:
-            in_version_comment = False
-            index += 2
-        elif text.startswith("/*", index):
-            end = text.find("*/", index + 2)
-            if end < 0:
-                raise _Unparsable("unterminated comment")
-            index = end + 2
-        elif char == "#" or (
-            text.startswith("--", index) and (index + 2 == length or text[index + 2] in _WHITESPACE)
-        ):
-            end = text.find("\n", index)
-            index = length if end < 0 else end + 1
-        elif char in "'\"":
-            value, end = _quoted(text, index)
-            tokens.append(_Token(_Kind.STRING, value, index, end))
-            index = end
-        elif char == "`":
-            value, end = _quoted(text, index)
-            tokens.append(_Token(_Kind.QUOTED_IDENT, value, index, end))
-            index = end
-        elif text.startswith("@@", index):
-            tokens.append(_system_variable(text, index))
-            index = tokens[-1].end
-        elif char == "@":
-            tokens.append(_user_variable(text, index))
-            index = tokens[-1].end
-        elif (number := _NUMBER_RE.match(text, index)) and not (
-            # "1abc" is an identifier in MySQL, not a number followed by a word.
-            number.end() < length and _IDENT_RE.match(text[number.end()]) and "." not in number.group()
-        ):
-            tokens.append(_Token(_Kind.NUMBER, number.group(), index, number.end()))
-            index = number.end()
-        elif word := _IDENT_RE.match(text, index):
-            tokens.append(_Token(_Kind.WORD, word.group(), index, word.end()))
-            index = word.end()
-        elif text.startswith(":=", index):
-            tokens.append(_Token(_Kind.PUNCT, ":=", index, index + 2))
-            index += 2
-        else:
-            tokens.append(_Token(_Kind.PUNCT, char, index, index + 1))
-            index += 1
-    if in_version_comment:
-        raise _Unparsable("unterminated version comment")
-    return tokens
-
-
-def _name_at(text: str, index: int) -> tuple[str, int]:
-    """An identifier (bare or backticked) at ``index``."""
-    if index < len(text) and text[index] == "`":
-        return _quoted(text, index)
-    word = _IDENT_RE.match(text, index)
-    if word is None:
-        raise _Unparsable("expected a name")
-    return word.group(), word.end()
-
-
-def _system_variable(text: str, start: int) -> _Token:
-    name, end = _name_at(text, start + 2)
-    scope: Scope | None = None
-    if end < len(text) and text[end] == "." and name.upper() in _SCOPE_WORDS:
-        scope = _SCOPE_WORDS[name.upper()]
-        name, end = _name_at(text, end + 1)
-    return _Token(_Kind.SYSVAR, name.lower(), start, end, scope)
-
-
-def _user_variable(text: str, start: int) -> _Token:
-    index = start + 1
-    if index < len(text) and text[index] in "`'\"":
-        name, end = _quoted(text, index)
-    else:
-        match = _USERVAR_NAME_RE.match(text, index)
-        if match is None:
-            raise _Unparsable("expected a user variable name")
-        name, end = match.group(), match.end()
-    return _Token(_Kind.USERVAR, name.lower(), start, end)
-
-
 # -- parser ------------------------------------------------------------------------------
+
+_SCOPES = {"GLOBAL": Scope.GLOBAL, "SESSION": Scope.SESSION, "LOCAL": Scope.SESSION}
+
+
+def _scope(word: str | None) -> Scope | None:
+    return None if word is None else _SCOPES[word]
 
 
 class _Parser:
-    def __init__(self, text: str, tokens: list[_Token]) -> None:
+    def __init__(self, text: str, tokens: list[sqltokens.Token]) -> None:
         self.text = text
         self.tokens = tokens
         self.index = 0
 
-    def peek(self) -> _Token | None:
+    def peek(self) -> sqltokens.Token | None:
         return self.tokens[self.index] if self.index < len(self.tokens) else None
 
-    def next(self) -> _Token:
+    def next(self) -> sqltokens.Token:
         token = self.peek()
         if token is None:
-            raise _Unparsable("unexpected end of statement")
+            raise sqltokens.Unparsable("unexpected end of statement")
         self.index += 1
         return token
 
@@ -386,47 +234,47 @@ class _Parser:
     def expect_word(self, *words: str) -> str:
         word = self.accept_word(*words)
         if word is None:
-            raise _Unparsable(f"expected {' or '.join(words)}")
+            raise sqltokens.Unparsable(f"expected {' or '.join(words)}")
         return word
 
     def accept_punct(self, *puncts: str) -> bool:
         token = self.peek()
-        if token is not None and token.kind is _Kind.PUNCT and token.value in puncts:
+        if token is not None and token.kind is sqltokens.Kind.PUNCT and token.value in puncts:
             self.index += 1
             return True
         return False
 
     def expect_punct(self, *puncts: str) -> None:
         if not self.accept_punct(*puncts):
-            raise _Unparsable(f"expected {' or '.join(puncts)}")
+            raise sqltokens.Unparsable(f"expected {' or '.join(puncts)}")
 
     def expect_end(self) -> None:
         if not self.at_end():
-            raise _Unparsable("unexpected text after the statement")
+            raise sqltokens.Unparsable("unexpected text after the statement")
 
     def integer(self) -> int:
         token = self.next()
-        if token.kind is not _Kind.NUMBER or not token.value.isdecimal():
-            raise _Unparsable("expected an integer")
+        if token.kind is not sqltokens.Kind.NUMBER or not token.value.isdecimal():
+            raise sqltokens.Unparsable("expected an integer")
         return int(token.value)
 
     def string(self) -> str:
         token = self.next()
-        if token.kind is not _Kind.STRING:
-            raise _Unparsable("expected a quoted string")
+        if token.kind is not sqltokens.Kind.STRING:
+            raise sqltokens.Unparsable("expected a quoted string")
         return token.value
 
     def name(self) -> str:
         """A bare or backticked identifier."""
         token = self.next()
-        if token.kind not in (_Kind.WORD, _Kind.QUOTED_IDENT):
-            raise _Unparsable("expected a name")
+        if token.kind not in (sqltokens.Kind.WORD, sqltokens.Kind.QUOTED_IDENT):
+            raise sqltokens.Unparsable("expected a name")
         return token.value
 
     def rest_text(self) -> str:
         """The remaining tokens as the client wrote them; consumes them."""
         if self.at_end():
-            raise _Unparsable("expected more text")
+            raise sqltokens.Unparsable("expected more text")
         start = self.tokens[self.index].start
         end = self.tokens[-1].end
         self.index = len(self.tokens)
@@ -436,23 +284,23 @@ class _Parser:
 
     def expression(self, *, bare_words: bool, depth: int = 0) -> Expression:
         if depth > _MAX_NESTING:
-            raise _Unparsable("expression nested too deeply")
+            raise sqltokens.Unparsable("expression nested too deeply")
         token = self.next()
-        if token.kind is _Kind.SYSVAR:
-            return SystemVariable(token.value, token.scope)
-        if token.kind is _Kind.USERVAR:
+        if token.kind is sqltokens.Kind.SYSVAR:
+            return SystemVariable(token.value, _scope(token.scope))
+        if token.kind is sqltokens.Kind.USERVAR:
             return UserVariable(token.value)
-        if token.kind is _Kind.STRING:
+        if token.kind is sqltokens.Kind.STRING:
             return Literal(token.value)
-        if token.kind is _Kind.NUMBER:
+        if token.kind is sqltokens.Kind.NUMBER:
             return Literal(_number(token.value))
-        if token.kind is _Kind.PUNCT and token.value in "-+":
+        if token.kind is sqltokens.Kind.PUNCT and token.value in "-+":
             operand = self.next()
-            if operand.kind is not _Kind.NUMBER:
-                raise _Unparsable("expected a number after a sign")
+            if operand.kind is not sqltokens.Kind.NUMBER:
+                raise sqltokens.Unparsable("expected a number after a sign")
             value = _number(operand.value)
             return Literal(-value if token.value == "-" else value)
-        if token.kind is _Kind.WORD:
+        if token.kind is sqltokens.Kind.WORD:
             word = token.value.upper()
             if self.accept_punct("("):
                 args: list[Expression] = []
@@ -471,7 +319,7 @@ class _Parser:
                 return FunctionCall(word)
             if bare_words:
                 return Keyword(word)
-        raise _Unparsable("unsupported expression")
+        raise sqltokens.Unparsable("unsupported expression")
 
 
 def _number(text: str) -> int | float:
@@ -489,20 +337,22 @@ def _select(parser: _Parser) -> Select:
     while True:
         first = parser.peek()
         if first is None:
-            raise _Unparsable("empty select list")
+            raise sqltokens.Unparsable("empty select list")
         expression = parser.expression(bare_words=False)
         text = parser.text[first.start : parser.tokens[parser.index - 1].end]
         alias: str | None = None
         if parser.accept_word("AS"):
             token = parser.next()
-            if token.kind not in (_Kind.WORD, _Kind.QUOTED_IDENT, _Kind.STRING):
-                raise _Unparsable("expected an alias")
+            if token.kind not in (sqltokens.Kind.WORD, sqltokens.Kind.QUOTED_IDENT, sqltokens.Kind.STRING):
+                raise sqltokens.Unparsable("expected an alias")
             alias = token.value
         else:
             token_or_none = parser.peek()
             if token_or_none is not None and (
-                token_or_none.kind in (_Kind.QUOTED_IDENT, _Kind.STRING)
-                or (token_or_none.kind is _Kind.WORD and not token_or_none.is_word(*_ALIAS_FORBIDDEN))
+                token_or_none.kind in (sqltokens.Kind.QUOTED_IDENT, sqltokens.Kind.STRING)
+                or (
+                    token_or_none.kind is sqltokens.Kind.WORD and not token_or_none.is_word(*_ALIAS_FORBIDDEN)
+                )
             ):
                 alias = parser.next().value
         items.append(SelectItem(expression, alias, text))
@@ -532,21 +382,26 @@ def _set(parser: _Parser) -> Set | SetNames | SetCharacterSet:
     assignments: list[Assignment] = []
     scope: Scope | None = None
     while True:
-        scope_word = parser.accept_word(*_SCOPE_WORDS)
+        scope_word = parser.accept_word(*sqltokens.SCOPE_WORDS)
         if scope_word is not None:
-            scope = _SCOPE_WORDS[scope_word]
+            scope = _SCOPES[scope_word]
         token = parser.next()
         target: SystemVariable | UserVariable
-        if token.kind is _Kind.USERVAR:
+        if token.kind is sqltokens.Kind.USERVAR:
             target = UserVariable(token.value)
-        elif token.kind is _Kind.SYSVAR:
-            target = SystemVariable(token.value, token.scope or scope)
-        elif token.kind in (_Kind.WORD, _Kind.QUOTED_IDENT):
-            if token.kind is _Kind.WORD and token.value.upper() in ("TRANSACTION", "PERSIST", "PERSIST_ONLY"):
-                raise _Unparsable("unsupported SET form")
+        elif token.kind is sqltokens.Kind.SYSVAR:
+            # An unqualified @@x in SET assigns the session value, like a bare name.
+            target = SystemVariable(token.value, _scope(token.scope) or scope or Scope.SESSION)
+        elif token.kind in (sqltokens.Kind.WORD, sqltokens.Kind.QUOTED_IDENT):
+            if token.kind is sqltokens.Kind.WORD and token.value.upper() in (
+                "TRANSACTION",
+                "PERSIST",
+                "PERSIST_ONLY",
+            ):
+                raise sqltokens.Unparsable("unsupported SET form")
             target = SystemVariable(token.value.lower(), scope or Scope.SESSION)
         else:
-            raise _Unparsable("expected a variable")
+            raise sqltokens.Unparsable("expected a variable")
         parser.expect_punct("=", ":=")
         assignments.append(Assignment(target, parser.expression(bare_words=True)))
         if not parser.accept_punct(","):
@@ -557,8 +412,8 @@ def _set(parser: _Parser) -> Set | SetNames | SetCharacterSet:
 
 def _charset_name(parser: _Parser) -> str:
     token = parser.next()
-    if token.kind not in (_Kind.WORD, _Kind.QUOTED_IDENT, _Kind.STRING):
-        raise _Unparsable("expected a character set name")
+    if token.kind not in (sqltokens.Kind.WORD, sqltokens.Kind.QUOTED_IDENT, sqltokens.Kind.STRING):
+        raise sqltokens.Unparsable("expected a character set name")
     return token.value.lower()
 
 
@@ -575,11 +430,14 @@ def _like_or_where(parser: _Parser) -> tuple[str | None, str | None, tuple[str, 
     return None, None, None
 
 
-def _where_names(tokens: list[_Token]) -> tuple[str, ...] | None:
+def _where_names(tokens: list[sqltokens.Token]) -> tuple[str, ...] | None:
     """Names from ``Variable_name = 'a' OR Variable_name = 'b'`` or ``Variable_name IN ('a', 'b')``."""
 
-    def is_column(token: _Token) -> bool:
-        return token.kind in (_Kind.WORD, _Kind.QUOTED_IDENT) and token.value.lower() == "variable_name"
+    def is_column(token: sqltokens.Token) -> bool:
+        return (
+            token.kind in (sqltokens.Kind.WORD, sqltokens.Kind.QUOTED_IDENT)
+            and token.value.lower() == "variable_name"
+        )
 
     names: list[str] = []
     index = 0
@@ -589,27 +447,35 @@ def _where_names(tokens: list[_Token]) -> tuple[str, ...] | None:
         column, operator = tokens[index], tokens[index + 1]
         if not is_column(column):
             return None
-        if operator.kind is _Kind.PUNCT and operator.value == "=":
+        if operator.kind is sqltokens.Kind.PUNCT and operator.value == "=":
             value = tokens[index + 2]
-            if value.kind is not _Kind.STRING:
+            if value.kind is not sqltokens.Kind.STRING:
                 return None
             names.append(value.value.lower())
             index += 3
         elif (
             operator.is_word("IN")
-            and tokens[index + 2].kind is _Kind.PUNCT
+            and tokens[index + 2].kind is sqltokens.Kind.PUNCT
             and tokens[index + 2].value == "("
         ):
             index += 3
             while True:
-                if index >= len(tokens) or tokens[index].kind is not _Kind.STRING:
+                if index >= len(tokens) or tokens[index].kind is not sqltokens.Kind.STRING:
                     return None
                 names.append(tokens[index].value.lower())
                 index += 1
-                if index < len(tokens) and tokens[index].kind is _Kind.PUNCT and tokens[index].value == ",":
+                if (
+                    index < len(tokens)
+                    and tokens[index].kind is sqltokens.Kind.PUNCT
+                    and tokens[index].value == ","
+                ):
                     index += 1
                     continue
-                if index < len(tokens) and tokens[index].kind is _Kind.PUNCT and tokens[index].value == ")":
+                if (
+                    index < len(tokens)
+                    and tokens[index].kind is sqltokens.Kind.PUNCT
+                    and tokens[index].value == ")"
+                ):
                     index += 1
                     break
                 return None
@@ -623,14 +489,13 @@ def _where_names(tokens: list[_Token]) -> tuple[str, ...] | None:
 
 
 def _show(parser: _Parser) -> Statement:
-    scope_word = parser.accept_word(*_SCOPE_WORDS)
-    scope = _SCOPE_WORDS[scope_word] if scope_word is not None else None
+    scope = _scope(parser.accept_word(*sqltokens.SCOPE_WORDS))
     if parser.accept_word("VARIABLES"):
         return ShowVariables(scope, *_like_or_where(parser))
     if parser.accept_word("STATUS"):
         return ShowStatus(scope, *_like_or_where(parser))
     if scope is not None:
-        raise _Unparsable("scope on a SHOW without scope")
+        raise sqltokens.Unparsable("scope on a SHOW without scope")
     if parser.accept_word("BINARY"):
         if parser.accept_word("LOGS"):
             parser.expect_end()
@@ -658,7 +523,7 @@ def _show(parser: _Parser) -> Statement:
         parser.expect_word("HOSTS")
         parser.expect_end()
         return ShowReplicas()
-    raise _Unparsable("unsupported SHOW")
+    raise sqltokens.Unparsable("unsupported SHOW")
 
 
 def _show_binlog_events(parser: _Parser) -> ShowBinlogEvents:
@@ -686,10 +551,10 @@ def _kill(parser: _Parser) -> Kill:
 def classify(text: str) -> Statement:
     """Describe one SQL statement; never raises."""
     try:
-        tokens = _tokenize(text)
-        while tokens and tokens[-1].kind is _Kind.PUNCT and tokens[-1].value == ";":
+        tokens = sqltokens.tokenize(text)
+        while tokens and tokens[-1].kind is sqltokens.Kind.PUNCT and tokens[-1].value == ";":
             tokens.pop()
-        if any(token.kind is _Kind.PUNCT and token.value == ";" for token in tokens):
+        if any(token.kind is sqltokens.Kind.PUNCT and token.value == ";" for token in tokens):
             return Unknown(text)
         parser = _Parser(text, tokens)
         verb = parser.accept_word("SELECT", "SET", "SHOW", "KILL")
@@ -701,6 +566,6 @@ def classify(text: str) -> Statement:
             return _show(parser)
         if verb == "KILL":
             return _kill(parser)
-    except (_Unparsable, ValueError):  # ValueError: int() of a number with thousands of digits
+    except (sqltokens.Unparsable, ValueError):  # ValueError: int() of a number with thousands of digits
         pass
     return Unknown(text)

@@ -255,6 +255,18 @@ def test_set_system_variables_with_scopes() -> None:
     )
 
 
+def test_set_unqualified_system_variable_is_session() -> None:
+    assert sql.classify("SET @@wait_timeout = 10") == Set(
+        (Assignment(SystemVariable("wait_timeout", Scope.SESSION), Literal(10)),)
+    )
+    assert sql.classify("SET GLOBAL a = 1, @@b = 2") == Set(
+        (
+            Assignment(SystemVariable("a", Scope.GLOBAL), Literal(1)),
+            Assignment(SystemVariable("b", Scope.GLOBAL), Literal(1 + 1)),
+        )
+    )
+
+
 def test_set_string_escapes() -> None:
     assert sql.classify(r"SET @a = 'it''s', @b = 'x\'y\n', @c = " + '"dq"') == Set(
         (
