@@ -12,13 +12,13 @@ notes/mysql-protocol.md §1, §4, §5): clock and identity probes (``SELECT UNIX
 session decides the answer. Anything it does not recognise -- including syntax it cannot
 tokenize -- becomes :class:`Unknown`; :func:`classify` never raises.
 
-It works in two small steps: a tokenizer (:mod:`kingbus.protocol.sqltokens`) that understands what real clients put around the
-statement (``/* */`` comments, ``/*!80000 ... */`` version comments whose body is code, ``--``
-and ``#`` line comments, backticks, quoted strings with escapes, ``@@scope.var`` and
-``@var``), then a recursive-descent parser over the few grammar shapes above. Keywords are
-case-insensitive; variable names are lower-cased (MySQL compares them case-insensitively);
-trailing semicolons are ignored, but two statements in one query are Unknown (this server does
-not offer CLIENT_MULTI_STATEMENTS).
+It works in two small steps: a tokenizer (:mod:`kingbus.protocol.sqltokens`) that understands
+what real clients put around the statement (``/* */`` comments, ``/*!80000 ... */`` version
+comments whose body is code, ``--`` and ``#`` line comments, backticks, quoted strings with
+escapes, ``@@scope.var`` and ``@var``), then a recursive-descent parser over the few grammar
+shapes above. Keywords are case-insensitive; variable names are lower-cased (MySQL compares
+them case-insensitively); trailing semicolons are ignored, but two statements in one query are
+Unknown (this server does not offer CLIENT_MULTI_STATEMENTS).
 """
 
 from __future__ import annotations
