@@ -96,7 +96,7 @@ def replica_statements_in_order(replica_uuid: str) -> list[sql.Statement]:
     ]
 
 
-@pytest.mark.parametrize("mode", ["fast-path", "rsa-full-auth", "tls-full-auth"])
+@pytest.mark.parametrize("mode", ["fast-path", "rsa-full-auth", "tls-full-auth", "tls-default-replica"])
 def test_mysql_97_replica_io_thread(
     mode: str, mysql_server: MySQLServerFactory, stubs: list[Server], tls_files: tuple[Path, Path]
 ) -> None:
@@ -108,6 +108,10 @@ def test_mysql_97_replica_io_thread(
     elif mode == "tls-full-auth":
         config = ServerConfig(users=USERS, tls=server_tls(tls_files), fast_path=False)
         options = ", SOURCE_SSL=1"
+    elif mode == "tls-default-replica":
+        # No SSL options at all: what a replica does by default once the server offers TLS.
+        config = ServerConfig(users=USERS, tls=server_tls(tls_files))
+        options = ""
     stub = Server(config)
     stubs.append(stub)
     replica = mysql_server(server_id=4002)
@@ -129,7 +133,7 @@ def test_mysql_97_replica_io_thread(
 
     assert session.error is None
     assert session.outcome == auth.Accept("repl", "caching_sha2_password")
-    assert session.used_tls is (mode == "tls-full-auth")
+    assert session.used_tls is mode.startswith("tls")
     assert session.statements == replica_statements_in_order(replica_uuid)
 
     queries = [command for command in session.commands if isinstance(command, commands.Query)]
