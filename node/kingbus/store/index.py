@@ -53,6 +53,9 @@ class IndexWriter:
         # Rewriting from known-good entries is cheaper than reasoning about a damaged tail.
         for entry in existing or ():
             self.append(entry)
+        # "wb" emptied the file: readers and a restart must find the rewritten records on disk
+        # at once, not whenever the buffer happens to be flushed.
+        self._file.flush()
 
     def append(self, entry: IndexEntry) -> None:
         sid_no = self._sids.get(entry.sid)

@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from kingbus.binlog import errors
 from kingbus.binlog.gtids import Gtid, GtidSet, GtidSetBuilder
 from kingbus.store import layout
 from kingbus.store.index import IndexEntry, IndexWriter, index_path, read_index
@@ -98,6 +100,9 @@ class BinlogStore:
         self._fsync = fsync
         self._lock = threading.RLock()
         self._segments: list[SegmentInfo] = []
+        # What readers see: `_segments` as of the last publish.  Appended bytes may still sit
+        # in the writer's buffer, so sizes become visible only once `publish` has flushed them.
+        self._visible: list[SegmentInfo] = []
         # Mutable for cheap appends; `committed_gtids` hands out an immutable snapshot.
         self._committed = GtidSetBuilder()
         self._committed_snapshot: GtidSet | None = None
@@ -129,10 +134,20 @@ class BinlogStore:
         known = {s.name: s for s in meta.segments} if meta else {}
         if meta is not None:
             self._purged = GtidSet.parse(meta.purged_gtids)
-        for name in on_disk:
+            on_disk = self._finish_interrupted_purge(on_disk, meta)
+        on_disk = self._drop_unrecorded_empty_tail(on_disk, known)
+        for i, name in enumerate(on_disk):
             path = self._dir / name
             seg_meta = known.get(name)
-            if seg_meta is not None and seg_meta.sealed and path.stat().st_size == seg_meta.size:
+            # The last segment is always re-verified: the committed set is rebuilt from its
+            # index, so that index must be checked against the data.
+            is_last = i == len(on_disk) - 1
+            if (
+                not is_last
+                and seg_meta is not None
+                and seg_meta.sealed
+                and path.stat().st_size == seg_meta.size
+            ):
                 self._segments.append(_info(seg_meta))
                 continue
             # Unsealed or unknown to the checkpoint: verify it by scanning.
@@ -154,6 +169,45 @@ class BinlogStore:
                 self._reopen_active(last)
         else:
             self._committed = GtidSetBuilder(self._purged)
+        self._visible = list(self._segments)
+
+    def _finish_interrupted_purge(self, on_disk: list[str], meta: StoreMeta) -> list[str]:
+        """Removes files a purge had already dropped from the checkpoint before a crash."""
+        if not meta.segments:
+            return on_disk
+        first = segment_number(meta.segments[0].name)
+        keep = []
+        for name in on_disk:
+            if segment_number(name) < first:
+                log.warning("removing %s: purged by the checkpoint before a crash", name)
+                (self._dir / name).unlink()
+                index_path(self._dir / name).unlink(missing_ok=True)
+            else:
+                keep.append(name)
+        return keep
+
+    def _drop_unrecorded_empty_tail(self, on_disk: list[str], known: dict[str, SegmentMeta]) -> list[str]:
+        """Removes a last segment that a crash left between its creation and its checkpoint.
+
+        `_open_segment` writes the header, then checkpoints.  A crash in between leaves a file
+        the checkpoint does not know (its source file unknown, its header possibly torn) that
+        holds no transaction; the next append recreates exactly the same file.
+        """
+        if not on_disk or on_disk[-1] in known:
+            return on_disk
+        path = self._dir / on_disk[-1]
+        data = path.read_bytes()
+        try:
+            scan = layout.scan_segment(data)
+        except (errors.MalformedEvent, ValueError, IndexError, struct.error):
+            scan = None
+        if scan is not None and (scan.entries or scan.sealed):
+            return on_disk
+        log.warning("removing %s: created just before a crash, holds no transaction", path.name)
+        path.unlink()
+        index_path(path).unlink(missing_ok=True)
+        fsync_dir(self._dir)
+        return on_disk[:-1]
 
     def _recover_segment(self, path: Path, source_file: str) -> SegmentInfo:
         data = path.read_bytes()
@@ -226,8 +280,9 @@ class BinlogStore:
         return self._committed_txns
 
     def segments(self) -> list[SegmentInfo]:
+        """The segments as readers may read them (as of the last `publish`)."""
         with self._lock:
-            return list(self._segments)
+            return list(self._visible)
 
     def segment_path(self, name: str) -> Path:
         segment_number(name)  # validates: callers pass names that come from the network
@@ -236,7 +291,7 @@ class BinlogStore:
     def read(self, name: str, offset: int, length: int) -> bytes:
         """Reads committed bytes only; asking past the committed end is an error."""
         with self._lock:
-            seg = next((s for s in self._segments if s.name == name), None)
+            seg = next((s for s in self._visible if s.name == name), None)
         if seg is None:
             raise StoreError(f"no segment {name}")
         if offset < 0 or offset + length > seg.size:
@@ -249,7 +304,7 @@ class BinlogStore:
 
     def index(self, name: str) -> list[IndexEntry]:
         with self._lock:
-            seg = next((s for s in self._segments if s.name == name), None)
+            seg = next((s for s in self._visible if s.name == name), None)
         if seg is None:
             raise StoreError(f"no segment {name}")
         return [e for e in read_index(index_path(self._dir / name)) if e.end <= seg.size]
@@ -373,6 +428,9 @@ class BinlogStore:
                 first_timestamp=0,
             )
         )
+        # Everything the segment list describes is on disk now (the sealed segment and this
+        # header were fsynced), so readers may see the new list at once.
+        self._visible = list(self._segments)
         # The checkpoint is what remembers the segment's source file across a crash, and the
         # rotation rule depends on it: record it now.
         self.checkpoint()
@@ -384,6 +442,7 @@ class BinlogStore:
                 self._data.flush()
             if self._index is not None:
                 self._index.flush()
+            self._visible = list(self._segments)
         for callback in self._listeners:
             callback()
 
@@ -485,6 +544,8 @@ class BinlogStore:
             keep = self._segments[len(names) :]
             self._purged = self._purged.union(GtidSet.parse(keep[0].previous_gtids))
             self._segments = keep
+            # Not a copy of `_segments`: the apply thread may have appended unpublished bytes.
+            self._visible = [s for s in self._visible if s.name not in names]
             self.checkpoint()  # the purged set must be durable before the files go
             for name in names:
                 path = self._dir / name
