@@ -397,3 +397,47 @@ _fragments = st.sampled_from(
 def test_classify_never_raises_on_sql_like_noise(parts: list[str]) -> None:
     text = "".join(parts)
     assert isinstance(sql.classify(text), sql.Statement)
+
+
+# Statements other CDC readers and connectors are known to send (from their sources; only
+# python-mysql-replication is actually run against the codec, in test_protocol_cdc_reader).
+@pytest.mark.parametrize(
+    "text",
+    [
+        "SHOW GLOBAL VARIABLES LIKE 'BINLOG_CHECKSUM'",  # go-mysql, debezium, python-mysql-replication
+        "SET @master_binlog_checksum='NONE'",  # go-mysql
+        "SET @master_heartbeat_period=1000000000",
+        "SELECT @@gtid_mode",
+        "SELECT @@GLOBAL.gtid_executed",
+        "SET @slave_connect_state='0-1-100'",
+        "SHOW GLOBAL VARIABLES LIKE 'GTID_MODE'",  # debezium
+        "SHOW GRANTS FOR CURRENT_USER",
+        "set @slave_uuid=uuid()",  # canal
+        "set wait_timeout=9999999",
+        "set net_write_timeout=1800",
+        "set names 'binary'",
+        "select @@global.binlog_checksum",
+        "show variables like 'binlog_row_image'",  # maxwell
+        "select @@server_id as server_id",
+        "SET character_set_results = NULL",  # Connector/J
+        "SET autocommit=1",
+        "SELECT @@session.transaction_read_only",
+        "SHOW MASTER STATUS",
+        "SHOW BINARY LOGS",
+    ],
+)
+def test_cdc_reader_and_connector_statements(text: str) -> None:
+    statement = sql.classify(text)
+    if text.startswith("SHOW GRANTS"):
+        assert statement == Unknown(text)  # the session decides how to answer the rest
+    else:
+        assert not isinstance(statement, Unknown)
+
+
+def test_canal_uuid_and_connector_null() -> None:
+    assert sql.classify("set @slave_uuid=uuid()") == Set(
+        (Assignment(UserVariable("slave_uuid"), FunctionCall("UUID")),)
+    )
+    assert sql.classify("SET character_set_results = NULL") == Set(
+        (Assignment(SystemVariable("character_set_results", Scope.SESSION), Literal(None)),)
+    )
