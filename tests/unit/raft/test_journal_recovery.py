@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -157,3 +161,40 @@ def test_crash_between_compaction_steps_does_not_resurrect_entries(tmp_path: Pat
     assert k.first_index == 12
     assert [e[1] for e in k[0 : len(k)]] == list(range(12, 20))
     k._destroy()
+
+
+WRITER = """
+import sys
+from kingbus.raft.journal import DiskJournal, JournalOptions
+j = DiskJournal(sys.argv[1], JournalOptions(segment_bytes=64 * 1024))
+idx = len(j) and j[-1][1]
+while True:
+    idx += 1
+    j.add(b"x" * (idx % 3000), idx, 1 + idx // 500)
+    if idx % 97 == 0:
+        j.setCurrentTerm(1 + idx // 500, None)
+    sys.stdout.write(f"{idx}\\n")
+    sys.stdout.flush()
+"""
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.2, 0.5])
+def test_kill_9_during_adds_loses_nothing_that_was_returned(tmp_path: Path, delay: float) -> None:
+    """A writer process is killed mid-write, repeatedly; every add that returned is there."""
+    path = tmp_path / "j"
+    returned = 0
+    for _ in range(3):
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True)
+        time.sleep(delay + 0.3)  # interpreter start-up, then writes
+        proc.send_signal(signal.SIGKILL)
+        out, _ = proc.communicate()
+        lines = out.split()
+        assert lines, "the writer wrote nothing before it was killed"
+        returned = int(lines[-1])
+        j = DiskJournal(path)
+        assert j[-1][1] >= returned
+        assert j.getCurrentTerm() <= j[-1][2]
+        entries = list(j[0 : len(j)])
+        assert [e[1] for e in entries] == list(range(1, len(entries) + 1))
+        assert all(e == (b"x" * (e[1] % 3000), e[1], 1 + e[1] // 500) for e in entries)
+        j._destroy()
