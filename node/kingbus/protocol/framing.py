@@ -88,12 +88,20 @@ class PacketReader:
             raise self._error
         self._buffer += data
 
-    def next_packet(self) -> Packet | None:
-        """The next complete payload, or ``None`` if more bytes are needed."""
+    def next_packet(self, *, expected_seq: int | None = None) -> Packet | None:
+        """The next complete payload, or ``None`` if more bytes are needed.
+
+        With ``expected_seq``, a payload whose first packet carries another sequence id is
+        refused with :class:`PacketsOutOfOrder` (a command must start at 0; a reply during
+        authentication continues the server's sequence).
+        """
         if self._error is not None:
             raise self._error
         try:
-            return self._next()
+            packet = self._next()
+            if packet is not None and expected_seq is not None and packet.seq != expected_seq:
+                raise PacketsOutOfOrder(expected_seq, packet.seq)
+            return packet
         except ProtocolError as error:
             self._error = error
             self._buffer.clear()

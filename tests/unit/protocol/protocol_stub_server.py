@@ -68,18 +68,20 @@ class Connection:
         self.sock = sock
         self.reader = framing.PacketReader(max_payload=64 << 20)
 
-    def read(self, *, exact: bool = False) -> framing.Packet:
+    def read(self, *, expected_seq: int, exact: bool = False) -> framing.Packet:
         """The next payload; ``exact`` reads no byte beyond it (before a possible TLS upgrade)."""
-        while (packet := self.reader.next_packet()) is None:
+        while (packet := self.reader.next_packet(expected_seq=expected_seq)) is None:
             data = self.sock.recv(self.reader.wanted if exact else 1 << 20)
             if not data:
                 raise ConnectionError("peer closed")
             self.reader.feed(data)
         return packet
 
-    def send(self, payloads: tuple[bytes, ...] | list[bytes], seq: int) -> None:
-        data, _ = framing.frame_all(payloads, seq)
+    def send(self, payloads: tuple[bytes, ...] | list[bytes], seq: int) -> int:
+        """Send payloads from sequence id ``seq``; returns the id the peer must answer with."""
+        data, next_seq = framing.frame_all(payloads, seq)
         self.sock.sendall(data)
+        return next_seq
 
 
 def serve(sock: socket.socket, config: ServerConfig, session: Session) -> None:
@@ -87,14 +89,13 @@ def serve(sock: socket.socket, config: ServerConfig, session: Session) -> None:
     nonce = handshake.make_nonce()
     caps = SERVER_CAPABILITIES | (Capability.SSL if config.tls else Capability(0))
     greeting = handshake.Handshake(SERVER_VERSION, 7, nonce, caps, auth_plugin=config.advertised_plugin)
-    conn.send([handshake.encode_handshake(greeting)], 0)
-    packet = conn.read(exact=True)
+    packet = conn.read(expected_seq=conn.send([handshake.encode_handshake(greeting)], 0), exact=True)
     first = handshake.decode_handshake_response(packet.payload)
     if isinstance(first, handshake.SslRequest):
         assert config.tls is not None
         conn = Connection(config.tls.wrap_socket(sock, server_side=True))
         session.used_tls = True
-        packet = conn.read()
+        packet = conn.read(expected_seq=packet.next_seq)
         first = handshake.decode_handshake_response(packet.payload)
     assert isinstance(first, handshake.HandshakeResponse)
     negotiated = handshake.negotiate(caps, first.capabilities)
@@ -109,17 +110,17 @@ def serve(sock: socket.socket, config: ServerConfig, session: Session) -> None:
     )
     step = authenticator.start(first)
     while True:
-        conn.send(step.send, packet.next_seq)
+        next_seq = conn.send(step.send, packet.next_seq)
         if step.outcome is not None:
             break
-        packet = conn.read()
+        packet = conn.read(expected_seq=next_seq)
         step = authenticator.receive(packet.payload)
     session.outcome = step.outcome
     if isinstance(step.outcome, auth.Reject):
         return
     user_vars: dict[str, object] = {}
     while True:
-        packet = conn.read()
+        packet = conn.read(expected_seq=0)  # every command starts a new sequence
         command = commands.decode_command(packet.payload)
         session.commands.append(command)
         if isinstance(command, commands.Quit):

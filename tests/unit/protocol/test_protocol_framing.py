@@ -182,3 +182,14 @@ def test_wanted_counts_the_bytes_that_complete_the_next_packet() -> None:
     assert reader.wanted == 4
     reader.feed(framing.frame(b"", 2)[0])
     assert reader.wanted == 1  # a complete empty packet is buffered; never ask for 0 bytes
+
+
+def test_expected_sequence_id_of_a_new_payload() -> None:
+    reader = framing.PacketReader()
+    reader.feed(framing.frame(b"\x0e", 0)[0] + framing.frame(b"\x0e", 3)[0])
+    assert reader.next_packet(expected_seq=0) == framing.Packet(0, b"\x0e", 0)
+    with pytest.raises(PacketsOutOfOrder) as caught:
+        reader.next_packet(expected_seq=0)
+    assert (caught.value.expected, caught.value.got, caught.value.code) == (0, 3, 1156)
+    with pytest.raises(PacketsOutOfOrder):
+        reader.next_packet()  # broken for good
