@@ -52,6 +52,9 @@ Public modules and their main names:
     :class:`InitDb` | :class:`BinlogDump` | :class:`RegisterReplica` |
     :class:`BinlogDumpGtid` | :class:`UnknownCommand` (answer with ``.error()``, keep going);
     :class:`DumpFlag`; client-side ``encode_*`` for tests and upstream use.
+``stream``
+    Dump-stream payloads: ``event_payload(event)``, ``semisync_event_payload(event,
+    ack_wanted=)``, ``decode_semisync_ack`` -> :class:`SemiSyncAck`.
 ``sql``
     ``classify(text)`` -> :class:`Select` | :class:`Set` | :class:`SetNames` |
     :class:`SetCharacterSet` | :class:`ShowVariables` | :class:`ShowStatus` |
@@ -79,6 +82,7 @@ from kingbus.protocol import (
     scrambles,
     sql,
     sqltokens,
+    stream,
     wire,
 )
 from kingbus.protocol.errors import MySQLError, PacketsOutOfOrder, PacketTooLarge, ProtocolError
@@ -100,5 +104,6 @@ __all__ = [
     "scrambles",
     "sql",
     "sqltokens",
+    "stream",
     "wire",
 ]
