@@ -64,8 +64,9 @@ class Credentials:
     ``native_stage2`` is ``SHA1(SHA1(password))``, or ``None`` to refuse mysql_native_password.
     """
 
-    sha2_stage2: bytes
-    native_stage2: bytes | None = None
+    # Hidden from repr: a stored hash still allows offline guessing, so it stays out of logs.
+    sha2_stage2: bytes = dataclasses.field(repr=False)
+    native_stage2: bytes | None = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if len(self.sha2_stage2) not in (0, 32):
