@@ -6,8 +6,10 @@ sequence of small records:
 * ``S`` defines a source id (``uuid`` or ``uuid:tag``) under a per-segment number, so the
   transaction records stay fixed-size;
 * ``T`` describes one stored transaction: its GTID (sid number + gno), where its bytes are in
-  the segment, and where it ended in the *source's* binlog file (the segment records which
-  source file that is).
+  the segment, and where it ended in the *source's* binlog file;
+* ``F`` (first, once) names that source binlog file.  It is the one fact about a segment that
+  its bytes do not hold, and the rotation rule needs it: kept here as well as in the
+  checkpoint, a lost or older checkpoint cannot make this member rotate differently.
 
 The index is derived data: it is written without fsync on the hot path and, after a crash,
 checked against the segment (last record must end where the committed data ends) and rebuilt
@@ -24,6 +26,7 @@ from pathlib import Path
 
 _SID = struct.Struct("<cHB")  # b"S", sid number, text length; then the text
 _TXN = struct.Struct("<cHQQIQ")  # b"T", sid number, gno, offset, length, source end position
+_FILE = struct.Struct("<cH")  # b"F", text length; then the source file name
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +49,15 @@ class IndexEntry:
 class IndexWriter:
     """Appends records to one segment's index file."""
 
-    def __init__(self, path: Path, *, existing: list[IndexEntry] | None = None) -> None:
+    def __init__(
+        self, path: Path, *, existing: list[IndexEntry] | None = None, source_file: str = ""
+    ) -> None:
         self._path = path
         self._sids: dict[str, int] = {}
         self._file = open(path, "wb")
+        if source_file:
+            name = source_file.encode("utf-8")
+            self._file.write(_FILE.pack(b"F", len(name)) + name)
         # Rewriting from known-good entries is cheaper than reasoning about a damaged tail.
         for entry in existing or ():
             self.append(entry)
@@ -84,13 +92,30 @@ def read_index(path: Path) -> list[IndexEntry]:
     return list(iter_index(path.read_bytes()))
 
 
+def read_index_source_file(path: Path) -> str:
+    """The source file named by the index's ``F`` record; "" when there is none."""
+    if not path.exists():
+        return ""
+    with open(path, "rb") as f:
+        head = f.read(_FILE.size)
+        if len(head) < _FILE.size or head[:1] != b"F":
+            return ""
+        (n,) = struct.unpack_from("<H", head, 1)
+        raw = f.read(n)
+    return raw.decode("utf-8", "replace") if len(raw) == n else ""
+
+
 def iter_index(data: bytes) -> Iterator[IndexEntry]:
     sids: dict[int, str] = {}
     pos = 0
     size = len(data)
     while pos < size:
         kind = data[pos : pos + 1]
-        if kind == b"S":
+        if kind == b"F" and pos == 0:
+            if pos + _FILE.size > size:
+                return
+            pos += _FILE.size + _FILE.unpack_from(data, pos)[1]
+        elif kind == b"S":
             if pos + _SID.size > size:
                 return
             _, sid_no, text_len = _SID.unpack_from(data, pos)

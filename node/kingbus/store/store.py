@@ -35,7 +35,7 @@ from pathlib import Path
 from kingbus.binlog import errors
 from kingbus.binlog.gtids import Gtid, GtidSet, GtidSetBuilder
 from kingbus.store import layout
-from kingbus.store.index import IndexEntry, IndexWriter, index_path, read_index
+from kingbus.store.index import IndexEntry, IndexWriter, index_path, read_index, read_index_source_file
 from kingbus.store.meta import SegmentMeta, StoreMeta, fsync_dir, read_meta, write_meta
 
 log = logging.getLogger(__name__)
@@ -225,8 +225,11 @@ class BinlogStore:
                 os.fsync(f.fileno())
         idx_path = index_path(path)
         entries = read_index(idx_path)
-        if entries != scan.entries:
-            IndexWriter(idx_path, existing=scan.entries).close()
+        recorded_source = read_index_source_file(idx_path)
+        # Without a checkpoint entry the index is the only record of the source file.
+        source_file = source_file or recorded_source
+        if entries != scan.entries or recorded_source != source_file:
+            IndexWriter(idx_path, existing=scan.entries, source_file=source_file).close()
         return SegmentInfo(
             name=path.name,
             size=scan.good_end,
@@ -247,7 +250,7 @@ class BinlogStore:
         path = self._dir / seg.name
         self._data = _SegmentWriter(path, append=True)
         entries = read_index(index_path(path))
-        self._index = IndexWriter(index_path(path), existing=entries)
+        self._index = IndexWriter(index_path(path), existing=entries, source_file=seg.source_file)
         self._active_fde = layout.read_fde(path)
 
     # ------------------------------------------------------------------ reading
@@ -414,7 +417,7 @@ class BinlogStore:
         self._data = _SegmentWriter(path, append=False)
         self._data.write(header)
         self._data.fsync()
-        self._index = IndexWriter(index_path(path))
+        self._index = IndexWriter(index_path(path), source_file=source_file)
         fsync_dir(self._dir)
         self._active_fde = layout.normalized_fde(fde)
         self._total_bytes += len(header)
