@@ -54,6 +54,7 @@ class Session:
     """What the server saw on one connection, for assertions."""
 
     outcome: auth.Accept | auth.Reject | None = None
+    response: handshake.HandshakeResponse | None = None
     used_tls: bool = False
     statements: list[sql.Statement] = dataclasses.field(default_factory=list)
     commands: list[commands.ClientCommand] = dataclasses.field(default_factory=list)
@@ -98,6 +99,7 @@ def serve(sock: socket.socket, config: ServerConfig, session: Session) -> None:
         packet = conn.read(expected_seq=packet.next_seq)
         first = handshake.decode_handshake_response(packet.payload)
     assert isinstance(first, handshake.HandshakeResponse)
+    session.response = first
     negotiated = handshake.negotiate(caps, first.capabilities)
     authenticator = auth.Authenticator(
         users=config.users,

@@ -135,6 +135,12 @@ def test_mysql_97_replica_io_thread(
     assert session.outcome == auth.Accept("repl", "caching_sha2_password")
     assert session.used_tls is mode.startswith("tls")
     assert session.statements == replica_statements_in_order(replica_uuid)
+    # §1.1: the IO thread identifies itself in its connection attributes.
+    assert session.response is not None
+    assert session.response.attribute("program_name") == "mysqld"
+    assert session.response.attribute("_client_role") == "binary_log_listener"
+    assert session.response.attribute("_client_replication_channel_name") == ""
+    assert session.response.auth_plugin == "caching_sha2_password"
 
     queries = [command for command in session.commands if isinstance(command, commands.Query)]
     others = [command for command in session.commands if not isinstance(command, commands.Query)]
