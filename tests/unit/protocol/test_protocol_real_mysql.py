@@ -272,3 +272,69 @@ def test_mysql_cli_unknown_statement_gets_an_error_and_the_session_goes_on(
     # The 9.7 CLI also probes with `select $$`, which this server does not know either.
     kinds = [type(statement).__name__ for statement in stub.last.statements]
     assert kinds == ["Select", "Unknown", "Unknown", "Select"]
+
+
+GTID_1_5 = (
+    struct.pack("<Q", 1)
+    + bytes.fromhex("3E11FA4771CA11E19E33C80AA9429562")
+    + struct.pack("<Q", 1)
+    + struct.pack("<QQ", 1, 6)
+)
+
+
+@pytest.mark.parametrize(
+    ("cli_args", "expected_dump"),
+    [
+        (
+            ["--read-from-remote-server", "binlog.000001"],
+            commands.BinlogDump(4, commands.DumpFlag.NON_BLOCK, 0, "binlog.000001"),
+        ),
+        (
+            [
+                "--read-from-remote-source=BINLOG-DUMP-GTIDS",
+                "--exclude-gtids=3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5",
+                "binlog.000001",
+            ],
+            commands.BinlogDumpGtid(commands.DumpFlag.NON_BLOCK, 0, "binlog.000001", 4, GTID_1_5),
+        ),
+    ],
+)
+def test_mysqlbinlog_remote_reads(
+    mysql_tree: mysql.MySQLTree,
+    stubs: list[Server],
+    cli_args: list[str],
+    expected_dump: commands.ClientCommand,
+) -> None:
+    stub = Server(ServerConfig(users=USERS))
+    stubs.append(stub)
+    assert mysql_tree.mysqlbinlog is not None
+    argv = mysql_tree.command(
+        mysql_tree.mysqlbinlog,
+        "--no-defaults",
+        f"--character-sets-dir={mysql_tree.share_dir / 'charsets'}",
+        "-h127.0.0.1",
+        f"-P{stub.port}",
+        "-urepl",
+        "-ps3cret",
+        "--ssl-mode=DISABLED",
+        *cli_args,
+    )
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    # It parsed the stub's ERR 1236 and reports its message.
+    assert "Got error reading packet from server: stub server has no binlog" in result.stderr
+    session = stub.last
+    assert session.statements == [
+        sql.Select((sql.SelectItem(sql.FunctionCall("VERSION"), None, "VERSION()"),)),
+        sql.Set(
+            (
+                Assignment(UserVariable("master_binlog_checksum"), Literal("NONE")),
+                Assignment(UserVariable("source_binlog_checksum"), Literal("NONE")),
+            )
+        ),
+    ]
+    assert session.commands[-1] == expected_dump
+    # server_id 0 asks for a non-blocking dump.
+    assert (
+        isinstance(expected_dump, commands.BinlogDump | commands.BinlogDumpGtid)
+        and expected_dump.non_blocking
+    )
