@@ -2,17 +2,24 @@
 no asyncio, no clock. Bytes in, values out; values in, bytes out. The asyncio adapter
 (``kingbus.server``) owns the connection and calls these functions.
 
-A connection, as the adapter drives it::
+A connection, as the adapter drives it (``tests/unit/protocol/protocol_stub_server.py`` is a
+complete blocking example, exercised by PyMySQL, the mysql CLI, mysqlbinlog and a MySQL 9.7
+replica)::
 
-    reader = framing.PacketReader(max_payload=...)          # feed() socket bytes, next_packet()
+    reader = framing.PacketReader(max_payload=...)     # feed() socket bytes, next_packet()
     nonce = handshake.make_nonce()
-    send(framing.frame(handshake.encode_handshake(Handshake(...)), seq=0))
-    first = handshake.decode_handshake_response(packet.payload)   # SslRequest -> start TLS, read again
+    send(framing.frame(handshake.encode_handshake(Handshake(...)), 0))        # -> next seq 1
+    packet = reader.next_packet(expected_seq=1)        # read only reader.wanted bytes here:
+    first = handshake.decode_handshake_response(packet.payload)  # an SslRequest is followed
+    #   at once by the TLS ClientHello; after start_tls read the real response (seq 2).
     authenticator = auth.Authenticator(users=..., nonce=nonce, host=peer, tls=is_tls)
-    step = authenticator.start(first)                        # then receive(payload) until step.done
-    send(framing.frame_all(step.send, packet.next_seq))      # Accept / Reject in step.outcome
-    loop: command = commands.decode_command(packet.payload)  # Query -> sql.classify(command.text)
-          reply with results.encode_resultset(...), responses.encode_ok(...), or error.encode(...)
+    step = authenticator.start(first)                  # then receive(payload) until step.done
+    send(framing.frame_all(step.send, packet.next_seq))  # OK/ERR included; outcome Accept/Reject
+    loop: packet = reader.next_packet(expected_seq=0)  # every command starts at seq 0
+          command = commands.decode_command(packet.payload)   # Query -> sql.classify(text)
+          reply with results.encode_resultset(...), responses.encode_ok(...) or
+          error.encode(caps), framed from packet.next_seq; a dump streams
+          stream.event_payload(event) packets from seq 1 on.
 
 Public modules and their main names:
 

@@ -48,7 +48,9 @@ class Capability(enum.IntFlag):
     REMEMBER_OPTIONS = 1 << 31
 
 
-# What this server offers (SSL is added by the adapter when TLS is configured). Deliberately
+# What this server offers. SSL is added by the adapter when it has a certificate -- and it
+# should always have one: a MySQL 9.7 replica with default settings (no SOURCE_SSL=0) refuses a
+# source that does not offer CLIENT_SSL (error 2026, see test_protocol_real_mysql). Deliberately
 # absent: QUERY_ATTRIBUTES (changes COM_QUERY framing), COMPRESS / ZSTD (not implemented),
 # MULTI_STATEMENTS (the SQL classifier handles one statement), SESSION_TRACK,
 # OPTIONAL_RESULTSET_METADATA (change result-set framing).
