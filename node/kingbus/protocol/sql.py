@@ -264,13 +264,6 @@ class _Parser:
             raise sqltokens.Unparsable("expected a quoted string")
         return token.value
 
-    def name(self) -> str:
-        """A bare or backticked identifier."""
-        token = self.next()
-        if token.kind not in (sqltokens.Kind.WORD, sqltokens.Kind.QUOTED_IDENT):
-            raise sqltokens.Unparsable("expected a name")
-        return token.value
-
     def rest_text(self) -> str:
         """The remaining tokens as the client wrote them; consumes them."""
         if self.at_end():

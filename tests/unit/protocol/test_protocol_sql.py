@@ -175,6 +175,8 @@ def test_mysql_cli_version_comment_probe() -> None:
         ("SELECT 1", Literal(1)),
         ("SELECT 'x'", Literal("x")),
         ("SELECT NULL", Literal(None)),
+        ("SELECT TRUE", Literal(1)),
+        ("SELECT FALSE", Literal(0)),
         ("SELECT CURRENT_USER", FunctionCall("CURRENT_USER")),
         ("SELECT @@local.sql_mode", SystemVariable("sql_mode", Scope.SESSION)),
         ("SELECT @`My Var`", UserVariable("my var")),
@@ -313,6 +315,32 @@ def test_variable_names_are_case_insensitive() -> None:
             "SHOW VARIABLES WHERE Value > 3",
             ShowVariables(None, None, "Value > 3", None),
         ),
+        ("SHOW VARIABLES WHERE Variable_name", ShowVariables(None, None, "Variable_name", None)),
+        ("SHOW VARIABLES WHERE Variable_name = 5", ShowVariables(None, None, "Variable_name = 5", None)),
+        (
+            "SHOW VARIABLES WHERE Variable_name LIKE 'a'",
+            ShowVariables(None, None, "Variable_name LIKE 'a'", None),
+        ),
+        (
+            "SHOW VARIABLES WHERE Variable_name = 'a' AND Value = 'b'",
+            ShowVariables(None, None, "Variable_name = 'a' AND Value = 'b'", None),
+        ),
+        (
+            "SHOW VARIABLES WHERE Variable_name IN ('a' 'b')",
+            ShowVariables(None, None, "Variable_name IN ('a' 'b')", None),
+        ),
+        (
+            "SHOW VARIABLES WHERE Variable_name IN ('a', 1)",
+            ShowVariables(None, None, "Variable_name IN ('a', 1)", None),
+        ),
+        (
+            "SHOW VARIABLES WHERE Variable_name IN ('a'",
+            ShowVariables(None, None, "Variable_name IN ('a'", None),
+        ),
+        (
+            "SHOW VARIABLES WHERE Variable_name = 'a' OR",
+            ShowVariables(None, None, "Variable_name = 'a' OR", None),
+        ),
         ("SHOW STATUS", ShowStatus()),
         ("SHOW GLOBAL STATUS LIKE 'Uptime'", ShowStatus(Scope.GLOBAL, "Uptime")),
         ("SHOW BINARY LOGS", ShowBinaryLogs()),
@@ -373,6 +401,10 @@ def test_show_and_kill(text: str, expected: sql.Statement) -> None:
         "SELECT 1 FROM t",
         "SELECT 1 AS",
         "SELECT 1,",
+        "SELECT 1 AS 5",
+        "SET @a = -x",
+        "SET NAMES 5",
+        "SHOW VARIABLES LIKE x",
     ],
 )
 def test_anything_else_is_unknown(text: str) -> None:
