@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.support import fabricate
+from tests.support import fabricate, source_binlog
 from tests.support.fabricate import SourceStream, check_segment_file, incoming
 
 from kingbus.binlog.gtids import Gtid, GtidSet
@@ -67,7 +67,7 @@ def test_rotation_by_size_happens_at_a_transaction_boundary_after_passing_the_li
 
 def _rotate_len(path: Path) -> int:
     data = path.read_bytes()
-    return len(fabricate.source_binlog.split_events(data[4:])[-1])
+    return len(source_binlog.split_events(data[4:])[-1])
 
 
 def test_rotation_when_the_source_file_or_fde_changes(tmp_path: Path) -> None:

@@ -1,0 +1,354 @@
+"""StateMachine: committed Raft entries -> the store, deterministically and idempotently.
+
+Scenarios are built the way the syncer builds them (fabricated source history -> batcher ->
+encoded entries), including what a leader change leaves in the log: a superseded session's
+late entries, a session restarting from an older position (duplicates), a session ending in
+the middle of a chunked transaction.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from tests.support.fabricate import SourceStream, SourceTxn, check_segment_file, entries_for, file_digests
+
+from kingbus.binlog.gtids import GtidSet
+from kingbus.raft import entries
+from kingbus.raft.statemachine import ReplicatedState, StateMachine
+from kingbus.store.store import BinlogStore
+
+SEGMENT_BYTES = 8192
+ENTRY_BYTES = 4096
+S1 = entries.Session(1, 0)
+S2 = entries.Session(2, 0)
+S3 = entries.Session(2, 1)
+
+
+def machine(directory: Path) -> StateMachine:
+    return StateMachine(BinlogStore(directory, segment_bytes=SEGMENT_BYTES))
+
+
+def apply_all(m: StateMachine, payloads: list[bytes]) -> None:
+    for p in payloads:
+        m.apply(p)
+
+
+def stored_body(m: StateMachine) -> bytes:
+    return b"".join(check_segment_file(m.store.directory / s.name).body for s in m.store.segments())
+
+
+def expected(items: list[SourceTxn]) -> tuple[bytes, GtidSet]:
+    seen: set[str] = set()
+    body = b""
+    for item in items:
+        if item.txn.gtid not in seen:
+            seen.add(item.txn.gtid)
+            body += item.txn.data
+    return body, GtidSet.parse(",".join(seen)) if seen else GtidSet()
+
+
+def rich_history() -> list[SourceTxn]:
+    """Small and large transactions, rotations by size, by source file and by FDE change."""
+    stream = SourceStream()
+    out = []
+    for i in range(30):
+        out.append(stream.txn(payload=[50, 400, 9000, 120, 30_000][i % 5]))
+        if i == 11:
+            stream.rotate()
+        if i == 19:
+            stream.rotate(server_id=42)
+        if i == 24:
+            stream.reconnect_fde()
+    return out
+
+
+def leader_change_log(items: list[SourceTxn]) -> list[bytes]:
+    """Session 1 stores 0..18, its chunked txn 19 is cut off; session 2 restarts from 10
+    (duplicates); late entries of session 1 arrive after session 2 began; session 3 follows."""
+    s1 = entries_for(items[:20], session=S1, entry_bytes=ENTRY_BYTES)
+    s1_decoded = [entries.decode(p) for p in s1]
+    # Cut session 1 inside the chunks of its last (30 KB) transaction.
+    cut = next(
+        i
+        for i, e in enumerate(s1_decoded)
+        if isinstance(e, entries.TxnChunk) and e.first and e.txn.gtid == items[19].txn.gtid
+    )
+    s1_sent, s1_late = s1[: cut + 2], s1[cut + 2 :]
+    s2 = [
+        entries.encode(entries.Barrier(S2)),
+        *entries_for(items[10:26], session=S2, entry_bytes=ENTRY_BYTES),
+    ]
+    s3 = entries_for(items[26:], session=S3, entry_bytes=ENTRY_BYTES)
+    return [*s1_sent, *s2[:3], *s1_late, *s2[3:], s1[0], *s3]
+
+
+@pytest.fixture
+def items() -> list[SourceTxn]:
+    return rich_history()
+
+
+def test_plain_log_stores_every_transaction_in_order(tmp_path: Path, items: list[SourceTxn]) -> None:
+    m = machine(tmp_path)
+    payloads = entries_for(items, session=S1, entry_bytes=ENTRY_BYTES)
+    assert any(isinstance(entries.decode(p), entries.TxnChunk) for p in payloads)
+    apply_all(m, payloads)
+    body, committed = expected(items)
+    assert stored_body(m) == body
+    assert m.store.committed_gtids == committed
+    assert m.stats.applied_txns == len(items)
+    assert m.stats.stale_entries == 0
+    assert [s.source_file for s in m.store.segments()][-1] == "binlog.000003"
+    assert len(m.store.segments()) > 5
+
+
+def test_two_members_write_identical_files(tmp_path: Path, items: list[SourceTxn]) -> None:
+    log = leader_change_log(items)
+    a, b = machine(tmp_path / "a"), machine(tmp_path / "b")
+    apply_all(a, log)
+    apply_all(b, log)
+    a.store.close()
+    b.store.close()
+    assert file_digests(tmp_path / "a") == file_digests(tmp_path / "b")
+    body, committed = expected(items)
+    assert a.store.committed_gtids == committed
+    assert stored_body(a) == body
+    assert a.stats.stale_entries > 0
+    assert a.stats.skipped_txns >= 8
+
+
+def test_replaying_any_prefix_changes_nothing(tmp_path: Path, items: list[SourceTxn]) -> None:
+    """Journal replay after a restart re-applies entries the store already holds."""
+    log = leader_change_log(items)
+    ref = machine(tmp_path / "ref")
+    apply_all(ref, log)
+    ref.store.close()
+    want = file_digests(tmp_path / "ref")
+    for k in range(0, len(log) + 1, 3):
+        d = tmp_path / f"k{k}"
+        m = machine(d)
+        apply_all(m, log[:k])
+        m.store.close()
+        again = machine(d)  # restart: fresh replicated state, replay from the journal start
+        apply_all(again, log)
+        again.store.close()
+        assert file_digests(d) == want, f"replay after {k} entries"
+        shutil.rmtree(d)
+
+
+def test_replay_after_a_kill_at_any_entry(tmp_path: Path, items: list[SourceTxn]) -> None:
+    """Killed (not closed) after k entries, mid-chunk included: what is on disk plus replay."""
+    log = leader_change_log(items)
+    ref = machine(tmp_path / "ref")
+    apply_all(ref, log)
+    ref.store.close()
+    want = file_digests(tmp_path / "ref")
+    for k in range(1, len(log) + 1, 2):
+        m = machine(tmp_path / "live")
+        apply_all(m, log[:k])
+        if m.store._data is not None:
+            m.store._data.flush()  # what the OS would have after a kill (no publish mid-chunk)
+        shutil.copytree(tmp_path / "live", tmp_path / "crashed")
+        again = machine(tmp_path / "crashed")
+        apply_all(again, log)
+        again.store.close()
+        assert file_digests(tmp_path / "crashed") == want, f"kill after {k} entries"
+        m.store.close()
+        shutil.rmtree(tmp_path / "crashed")
+        shutil.rmtree(tmp_path / "live")
+
+
+def test_replay_from_a_snapshot_state(tmp_path: Path, items: list[SourceTxn]) -> None:
+    """Restart from a snapshot: the replicated state is restored, replay starts after it."""
+    log = leader_change_log(items)
+    ref = machine(tmp_path / "ref")
+    apply_all(ref, log)
+    ref.store.close()
+    want = file_digests(tmp_path / "ref")
+    for j in range(0, len(log), 4):
+        d = tmp_path / f"j{j}"
+        m = machine(d)
+        apply_all(m, log[:j])
+        if m.in_chunk:
+            continue  # the cluster postpones snapshots inside a chunked transaction
+        state = m.state.to_json()
+        apply_all(m, log[j : j + 3])  # applied after the snapshot, before the crash
+        m.store.close()
+        again = machine(d)
+        again.state = ReplicatedState.from_json(state)
+        apply_all(again, log[j:])
+        again.store.close()
+        assert file_digests(d) == want, f"snapshot at {j}"
+
+
+def test_seq_gap_drops_the_rest_of_the_session(tmp_path: Path) -> None:
+    stream = SourceStream()
+    items = [stream.txn(payload=1500) for _ in range(12)]
+    log = entries_for(items, session=S1, entry_bytes=ENTRY_BYTES)
+    assert len(log) >= 5
+    m = machine(tmp_path)
+    apply_all(m, [log[0], log[1], log[3], log[4]])
+    committed_two = m.store.committed_gtids
+    assert m.stats.stale_entries == 2
+    assert committed_two == GtidSet.parse(
+        ",".join(t.gtid for e in log[:2] for t in _batch(e).txns)  # only the first two entries
+    )
+    apply_all(m, [log[2], log[3]])  # the gap filled: it goes on in order
+    assert m.store.committed_gtids.issuperset(GtidSet.parse(",".join(t.gtid for t in _batch(log[3]).txns)))
+
+
+def _batch(payload: bytes) -> entries.TxnBatch:
+    e = entries.decode(payload)
+    assert isinstance(e, entries.TxnBatch)
+    return e
+
+
+def test_a_new_session_must_start_at_seq_zero_and_old_sessions_are_ignored(tmp_path: Path) -> None:
+    stream = SourceStream()
+    items = [stream.txn() for _ in range(6)]
+    m = machine(tmp_path)
+    apply_all(m, entries_for(items[:2], session=S2))
+    apply_all(m, entries_for(items[2:4], session=S3, first_seq=1))  # newer session, seq 1: dropped
+    apply_all(m, entries_for(items[2:4], session=S1))  # older session: dropped
+    assert m.store.committed_gtids == GtidSet.parse(f"{items[0].txn.gtid},{items[1].txn.gtid}")
+    assert m.stats.stale_entries == 2
+    apply_all(m, entries_for(items[2:], session=S3))
+    _, committed = expected(items)
+    assert m.store.committed_gtids == committed
+
+
+def test_barrier_starts_a_session(tmp_path: Path) -> None:
+    stream = SourceStream()
+    items = [stream.txn() for _ in range(4)]
+    m = machine(tmp_path)
+    m.apply(entries.encode(entries.Barrier(S1)))
+    assert S1 in m.barriers_applied
+    apply_all(m, entries_for(items, session=S1))
+    m.apply(entries.encode(entries.Barrier(S1)))  # a repeated barrier changes nothing
+    apply_all(m, entries_for(items, session=S1, first_seq=1))
+    assert m.stats.applied_txns == 4
+    assert m.state.seq == 1
+
+
+def _chunks_of(item: SourceTxn, session: entries.Session, first_seq: int = 0) -> list[bytes]:
+    log = entries_for([item], session=session, entry_bytes=ENTRY_BYTES, first_seq=first_seq)
+    assert all(isinstance(entries.decode(p), entries.TxnChunk) for p in log) and len(log) >= 3
+    return log
+
+
+def test_partial_chunked_transaction_is_never_visible(tmp_path: Path) -> None:
+    stream = SourceStream()
+    small = stream.txn()
+    big = stream.txn(payload=20_000)
+    m = machine(tmp_path)
+    apply_all(m, entries_for([small], session=S1))
+    segs, committed = m.store.segments(), m.store.committed_gtids
+    chunks = _chunks_of(big, S1, first_seq=1)
+    for chunk in chunks[:-1]:
+        m.apply(chunk)
+        assert m.in_chunk
+        assert m.store.segments() == segs
+        assert m.store.committed_gtids == committed
+        assert not m.store.is_committed(big.txn.gtid)
+        seg = segs[-1]
+        assert m.store.read(seg.name, 0, seg.size) == (tmp_path / seg.name).read_bytes()[: seg.size]
+        assert [e.gtid for e in m.store.index(seg.name)] == [small.txn.gtid]
+    m.apply(chunks[-1])
+    assert not m.in_chunk
+    assert stored_body(m) == small.txn.data + big.txn.data
+
+
+@pytest.mark.parametrize("how", ["new_session", "restart_chunk", "batch_inside"])
+def test_abandoned_chunked_transaction_leaves_no_trace(tmp_path: Path, how: str) -> None:
+    stream = SourceStream()
+    small, big, after = stream.txn(), stream.txn(payload=20_000), stream.txn()
+    chunks = _chunks_of(big, S1, first_seq=1)
+    m = machine(tmp_path / "m")
+    apply_all(m, [*entries_for([small], session=S1), *chunks[:2]])
+    if how == "new_session":
+        apply_all(m, entries_for([after], session=S2))
+        want = small.txn.data + after.txn.data
+    elif how == "restart_chunk":  # a new first chunk of the same session starts over
+        apply_all(m, _chunks_of(big, S1, first_seq=3))
+        want = small.txn.data + big.txn.data
+    else:
+        apply_all(m, entries_for([after], session=S1, first_seq=3))
+        want = small.txn.data + after.txn.data
+    assert not m.in_chunk
+    assert stored_body(m) == want
+    m.store.close()
+    seg = m.store.segments()[-1]
+    assert seg.size == (tmp_path / "m" / seg.name).stat().st_size
+
+
+def test_chunk_without_its_beginning_is_dropped(tmp_path: Path) -> None:
+    stream = SourceStream()
+    big = stream.txn(payload=20_000)
+    chunks = _chunks_of(big, S1)
+    m = machine(tmp_path)
+    m.apply(entries.encode(entries.Barrier(S1)))
+    m.state.seq = 0  # as if seq 0 had been applied and lost its effect
+    apply_all(m, chunks[1:])
+    assert not m.store.is_committed(big.txn.gtid)
+    assert m.store.segments() == []
+
+
+def test_chunked_duplicate_is_skipped(tmp_path: Path) -> None:
+    stream = SourceStream()
+    big = stream.txn(payload=20_000)
+    m = machine(tmp_path)
+    apply_all(m, _chunks_of(big, S1))
+    m.store.publish()
+    before = file_digests(tmp_path)
+    apply_all(m, _chunks_of(big, S2))
+    assert m.stats.skipped_txns == 1
+    assert file_digests(tmp_path) == before
+
+
+def test_undecodable_entry_is_counted_and_ignored(tmp_path: Path) -> None:
+    m = machine(tmp_path)
+    m.apply(b"\x01\x01\x00")
+    m.apply(b"\x09\x01")
+    assert m.stats.bad_entries == 2
+    assert m.store.segments() == []
+
+
+def test_source_config_with_start_gtid_set_on_an_empty_store(tmp_path: Path) -> None:
+    m = machine(tmp_path)
+    src = entries.SourceConfig("h", 3306, "u", "enc", "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5", False, True)
+    m.apply(entries.encode(src))
+    assert m.store.purged_gtids == GtidSet.parse(src.start_gtid_set)
+    stream = SourceStream()
+    stream.gno = 5
+    item = stream.txn()
+    apply_all(m, entries_for([item], session=S1))
+    m.apply(entries.encode(src))  # a later repeat (journal replay) must not touch the data
+    assert m.store.committed_gtids == GtidSet.parse("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-6")
+
+
+def test_source_config_while_a_chunk_opened_the_first_segment(tmp_path: Path) -> None:
+    """A SourceConfig between chunks: the store has a segment (not yet published data)."""
+    stream = SourceStream()
+    stream.gno = 5
+    big = stream.txn(payload=20_000)
+    chunks = _chunks_of(big, S1)
+    m = machine(tmp_path)
+    m.apply(chunks[0])
+    src = entries.SourceConfig("h", 3306, "u", "enc", "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5", False, True)
+    m.apply(entries.encode(src))  # must not raise on the apply path
+    apply_all(m, chunks[1:])
+    assert m.store.is_committed(big.txn.gtid)
+
+
+def test_replicated_state_round_trips(tmp_path: Path) -> None:
+    m = machine(tmp_path)
+    m.apply(entries.encode(entries.MemberInfo("kb-0", "a:1", "http://a")))
+    m.apply(entries.encode(entries.MemberInfo("kb-1", "b:1", "http://b")))
+    m.apply(entries.encode(entries.MemberInfo("kb-1", "b:1", "http://b", removed=True)))
+    m.apply(entries.encode(entries.SourceConfig("h", 1, "u", "e", "", True, False)))
+    apply_all(m, entries_for([SourceStream().txn()], session=S2))
+    back = ReplicatedState.from_json(m.state.to_json())
+    assert back.session == S2 and back.seq == 0
+    assert list(back.members) == ["kb-0"]
+    assert back.source == m.state.source
