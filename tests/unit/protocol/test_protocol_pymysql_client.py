@@ -23,6 +23,7 @@ from tests.unit.protocol.protocol_stub_server import (
 )
 
 from kingbus.protocol import auth, commands, scrambles
+from kingbus.protocol.constants import Capability
 
 USERS = {
     "repl": auth.Credentials.from_password("s3cret"),
@@ -85,6 +86,9 @@ def test_fast_path_login_and_replica_probes(server_factory: ServerFactory) -> No
     session = server.last
     assert session.outcome == auth.Accept("repl", "caching_sha2_password")
     assert isinstance(session.commands[-1], commands.Quit)
+    # PyMySQL does not ask for DEPRECATE_EOF: the result sets above used classic EOF packets.
+    assert session.response is not None
+    assert not session.response.capabilities & Capability.DEPRECATE_EOF
 
 
 def test_wrong_password_is_denied(server_factory: ServerFactory) -> None:

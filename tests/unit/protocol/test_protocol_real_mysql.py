@@ -29,6 +29,7 @@ from tests.unit.protocol.protocol_stub_server import (
 
 from kingbus.devenv import mysql
 from kingbus.protocol import auth, commands, scrambles, sql
+from kingbus.protocol.constants import Capability
 from kingbus.protocol.sql import Assignment, Literal, Scope, SystemVariable, UserVariable
 
 USERS = {"repl": auth.Credentials.from_password("s3cret")}
@@ -250,6 +251,9 @@ def test_mysql_cli(
     ]
     assert stub.last.used_tls is expect_tls
     assert stub.last.outcome == auth.Accept("repl", "caching_sha2_password")
+    # libmysqlclient asks for DEPRECATE_EOF: the result sets above ended with OK-as-EOF.
+    assert stub.last.response is not None
+    assert stub.last.response.capabilities & Capability.DEPRECATE_EOF
 
     denied = run_cli(mysql_tree, stub.port, "-pwrong", *cli_args, "-e", "SELECT 1")
     assert denied.returncode == 1
