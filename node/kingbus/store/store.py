@@ -246,6 +246,13 @@ class BinlogStore:
             builder.add(gtid_from_text(entry.gtid))
         return builder
 
+    def _resume_active(self) -> None:
+        seg = self._segments[-1]
+        path = self._dir / seg.name
+        with open(path, "r+b") as f:
+            f.truncate(seg.size)
+        self._reopen_active(seg)
+
     def _reopen_active(self, seg: SegmentInfo) -> None:
         path = self._dir / seg.name
         self._data = _SegmentWriter(path, append=True)
@@ -380,6 +387,10 @@ class BinlogStore:
 
     def _prepare_segment(self, fde: bytes, source_file: str, timestamp: int) -> None:
         """Rotates first when this transaction must start a new segment."""
+        if self._data is None and self._segments and not self._segments[-1].sealed:
+            # An import into the active segment closed its writer and was never finished:
+            # drop its unverified bytes and go on from the committed end.
+            self._resume_active()
         if self._data is not None:
             active = self._segments[-1]
             same_source = (
@@ -511,6 +522,13 @@ class BinlogStore:
                     self._index.close()
                     self._index = None
             size = path.stat().st_size if path.exists() else 0
+            known = last.size if last is not None and last.name == name else 0
+            if size != offset and offset == known:
+                # An earlier import of this segment died before finish_import; its bytes
+                # were never verified nor published.  Start again from what is known.
+                with open(path, "r+b") as f:
+                    f.truncate(known)
+                size = known
             if size != offset:
                 raise StoreError(f"{name}: local copy ends at {size}, import starts at {offset}")
             with open(path, "ab") as f:
@@ -520,7 +538,18 @@ class BinlogStore:
         """Verifies imported bytes by CRC and transaction boundaries, then publishes them."""
         with self._lock:
             first = not self._segments
-            info = self._recover_segment(self._dir / name, source_file)
+            path = self._dir / name
+            try:
+                info = self._recover_segment(path, source_file)
+            except (errors.MalformedEvent, ValueError, IndexError, struct.error) as exc:
+                if self._segments and self._segments[-1].name == name:
+                    # Its header was verified before: only the imported tail can be wrong.
+                    raise
+                # A new segment whose header did not survive the copy: nothing of it is
+                # usable, and leaving it would block the next import (and the next open).
+                path.unlink()
+                index_path(path).unlink(missing_ok=True)
+                raise StoreError(f"{name}: imported segment header is damaged: {exc}") from exc
             if self._segments and self._segments[-1].name == name:
                 self._total_bytes -= self._segments[-1].size
                 self._segments[-1] = info
