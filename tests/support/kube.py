@@ -49,7 +49,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -255,6 +255,7 @@ class ControlPlane:
     components: dict[str, Component] = field(default_factory=dict)
     startup_seconds: dict[str, float] = field(default_factory=dict)
     node_names: list[str] = field(default_factory=list)
+    extra_args: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
         """Environment for a child process (e.g. the operator under test) to use this cluster."""
@@ -519,6 +520,8 @@ def _etcd_supports_no_fsync(etcd: Path) -> bool:
 def _start(cp: ControlPlane, component: Component, healthy: Callable[[], bool], timeout: float) -> None:
     """Start ``component`` and wait until ``healthy()``; raise with its log tail otherwise."""
     cp.components[component.name] = component
+    # Appended last: for these Go (pflag) binaries the last occurrence of a flag wins.
+    component.argv.extend(cp.extra_args.get(component.name, ()))
     began = time.monotonic()
     component.start()
     while True:
@@ -655,6 +658,7 @@ def control_plane(
     binaries: KubeBinaries | None = None,
     start_timeout: float = 60.0,
     keep_workdir: bool = False,
+    extra_args: Mapping[str, Sequence[str]] | None = None,
 ) -> Iterator[ControlPlane]:
     """Start etcd, kube-apiserver, controller-manager, scheduler and kwok with ``nodes`` fake
     nodes (named kwok-node-0...); yield the running :class:`ControlPlane`; stop it all.
@@ -662,10 +666,16 @@ def control_plane(
     Suitable as a pytest session fixture body. Raises ControlPlaneError (with the failing
     component's log tail) if anything does not come up within ``start_timeout`` seconds.
     Set ``keep_workdir`` (or KINGBUS_KUBE_KEEP=1) to keep logs and data for inspection.
+    ``extra_args`` adds flags per component name ("etcd", "kube-apiserver",
+    "kube-controller-manager", "kube-scheduler", "kwok"), e.g.
+    ``{"kube-controller-manager": ["--node-monitor-grace-period=10s"]}`` for faster node-loss
+    tests.
     """
     bins = binaries or KubeBinaries.locate()
     workdir = Path(tempfile.mkdtemp(prefix="kingbus-kube-"))
-    cp = ControlPlane(workdir=workdir, binaries=bins, token=os.urandom(24).hex())
+    cp = ControlPlane(
+        workdir=workdir, binaries=bins, token=os.urandom(24).hex(), extra_args=dict(extra_args or {})
+    )
     try:
         _start_etcd(cp, start_timeout)
         _start_apiserver(cp, start_timeout)
