@@ -152,9 +152,11 @@ def scan_segment(data: bytes) -> ScanResult:
     if scanner.tail is not transactions.Tail.CLEAN:
         result.problem = f"{scanner.tail.value}: {scanner.tail_error}"
     # Only one thing may follow the last transaction: the Rotate that seals the segment.
+    # Nothing is ever written after it, so whatever follows is cut and the segment is
+    # sealed (were it reopened for appends, transactions would land after a Rotate).
     if scanner.good_end > last_txn_end:
         h = events.EventHeader.parse(data, last_txn_end)
-        if h.event_type == events.EventType.ROTATE and last_txn_end + h.event_size == scanner.good_end:
-            result.good_end = scanner.good_end
-            result.sealed = scanner.good_end == len(data)
+        if h.event_type == events.EventType.ROTATE:
+            result.good_end = last_txn_end + h.event_size
+            result.sealed = True
     return result
