@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from tests.support import fabricate, source_binlog
 
-from kingbus.binlog import control_events, errors, events
+from kingbus.binlog import control_events, errors, events, format_description
 from kingbus.binlog.gtids import GtidSet
 from kingbus.store import layout
 
@@ -42,8 +42,8 @@ def test_fde_identity_ignores_what_a_reconnect_changes_and_nothing_else() -> Non
         assert layout.fde_identity(other) == layout.fde_identity(base)
     different = [
         fabricate.fde(server_id=2),
-        fabricate.format_description.encode_format_description(server_id=1, server_version="9.7.5"),
-        fabricate.format_description.encode_format_description(server_id=1, checksum_algorithm=0),
+        format_description.encode_format_description(server_id=1, server_version="9.7.5"),
+        format_description.encode_format_description(server_id=1, checksum_algorithm=0),
     ]
     for other in different:
         assert layout.fde_identity(other) != layout.fde_identity(base)
