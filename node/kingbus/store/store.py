@@ -152,9 +152,12 @@ class BinlogStore:
                 continue
             # Unsealed or unknown to the checkpoint: verify it by scanning.
             self._segments.append(self._recover_segment(path, seg_meta.source_file if seg_meta else ""))
-        for seg in self._segments[:-1]:
+        for seg, after in zip(self._segments, self._segments[1:], strict=False):
             if not seg.sealed:
                 raise StoreError(f"segment {seg.name} is not sealed but is not the last one")
+            if segment_number(after.name) != segment_number(seg.name) + 1:
+                # Serving across a missing file would skip transactions (DESIGN invariant 4).
+                raise StoreError(f"segment files are missing between {seg.name} and {after.name}")
         self._total_bytes = sum(s.size for s in self._segments)
         if self._segments:
             last = self._segments[-1]
@@ -306,7 +309,10 @@ class BinlogStore:
             raise StoreError(f"no segment {name}")
         if offset < 0 or offset + length > seg.size:
             raise StoreError(f"{name}: [{offset}, {offset + length}) is outside 0..{seg.size}")
-        fd = os.open(self._dir / name, os.O_RDONLY)
+        try:
+            fd = os.open(self._dir / name, os.O_RDONLY)
+        except FileNotFoundError:
+            raise StoreError(f"no segment {name} (purged)") from None
         try:
             return os.pread(fd, length, offset)
         finally:

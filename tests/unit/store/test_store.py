@@ -411,3 +411,20 @@ def test_listeners_run_on_publish(tmp_path: Path) -> None:
     store.add_listener(lambda: calls.append(1))
     store.publish()
     assert calls == [1]
+
+
+def test_read_of_a_segment_purged_after_listing_is_a_store_error(tmp_path: Path) -> None:
+    store, _ = _filled(tmp_path)
+    first = store.segments()[0]
+    (tmp_path / first.name).rename(tmp_path / "elsewhere")  # gone between listing and reading
+    with pytest.raises(StoreError):
+        store.read(first.name, 0, 10)
+
+
+def test_a_missing_segment_file_in_the_middle_is_refused_on_open(tmp_path: Path) -> None:
+    store, _ = _filled(tmp_path)
+    store.close()
+    middle = store.segments()[2].name
+    (tmp_path / middle).unlink()
+    with pytest.raises(StoreError, match="missing"):
+        open_store(tmp_path)
