@@ -6,9 +6,11 @@ The store is written by exactly one thread (the Raft apply path) and read by man
 sessions, the admin API, peers catching up).  It only ever *appends* whole transactions to
 the active segment; the committed end of the active segment is the single number that tells
 readers how far they may read, in the spirit of MySQL's `atomic_binlog_end_pos`.  A
-transaction larger than a Raft entry arrives in chunks: they are *staged* past the committed
-end (invisible to readers) and become visible in one step when the last chunk commits, or
-are cut off if the transaction is abandoned.
+transaction larger than a Raft entry arrives in chunks: they are *staged* in a side file
+(`staging.tmp`, never read by anyone else) and appended in one step when the last chunk
+commits, or dropped if the transaction is abandoned.  Only committed transactions ever
+decide a rotation, so replaying the journal into a store that is already further on (where
+an abandoned transaction is staged again in another segment context) changes nothing.
 
 Every node applies the same Raft log, and the segment layout depends only on that log (the
 source's FDE and file names, the transactions, and the cluster-wide `segment_bytes`), so
@@ -31,6 +33,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import BinaryIO
 
 from kingbus.binlog import errors
 from kingbus.binlog.gtids import Gtid, GtidSet, GtidSetBuilder
@@ -68,12 +71,18 @@ class SegmentInfo:
     first_timestamp: int
 
 
+STAGING_FILE = "staging.tmp"
+_COPY_BLOCK = 1 << 20
+
+
 @dataclass(slots=True)
 class _Staged:
     gtid: str
     source_file: str
     timestamp: int
-    length: int
+    fde: bytes
+    file: BinaryIO
+    length: int = 0
 
 
 def gtid_from_text(text: str) -> Gtid:
@@ -120,6 +129,8 @@ class BinlogStore:
     # ------------------------------------------------------------------ opening, recovery
     def _open(self) -> None:
         self._dir.mkdir(parents=True, exist_ok=True)
+        # A transaction staged before a crash was never committed; the journal replays it.
+        (self._dir / STAGING_FILE).unlink(missing_ok=True)
         meta = read_meta(self._dir)
         if meta is not None and meta.segment_bytes != self._segment_bytes:
             raise StoreError(
@@ -345,26 +356,38 @@ class BinlogStore:
         return True
 
     def stage(self, chunk: bytes, *, fde: bytes, gtid: str, source_file: str, timestamp: int) -> None:
-        """Appends a piece of a large transaction past the committed end."""
+        """Keeps a piece of a large transaction aside until its last piece commits.
+
+        The pieces go to a staging file, not to the segment: a transaction that is never
+        completed must leave no trace at all -- not even a rotation, which replaying the
+        journal into a store that is already further on could not reproduce.
+        """
         with self._lock:
             if self._staged is None:
-                self._prepare_segment(fde, source_file, timestamp)
-                self._staged = _Staged(gtid, source_file, timestamp, 0)
-            assert self._data is not None
-            self._data.write(chunk)
+                self._staged = _Staged(
+                    gtid, source_file, timestamp, fde, open(self._dir / STAGING_FILE, "w+b")
+                )
+            self._staged.file.write(chunk)
             self._staged.length += len(chunk)
 
     def commit_staged(self, *, source_end_pos: int) -> bool:
+        """Appends the staged transaction as a whole; False if its GTID is already committed."""
         with self._lock:
             staged = self._staged
             if staged is None:
                 raise StoreError("nothing staged")
-            self._staged = None
-            assert self._data is not None
             if self.is_committed(staged.gtid):
-                self._data.truncate(self._data.size - staged.length)
+                self.discard_staged()
                 return False
-            offset = self._data.size - staged.length
+            # Decided now, with the state at commit, exactly as for a transaction in a batch.
+            self._prepare_segment(staged.fde, staged.source_file, staged.timestamp)
+            assert self._data is not None
+            offset = self._data.size
+            staged.file.flush()
+            staged.file.seek(0)
+            while block := staged.file.read(_COPY_BLOCK):
+                self._data.write(block)
+            self.discard_staged()
             self._finish_append(staged.gtid, offset, staged.length, source_end_pos, staged.timestamp)
             return True
 
@@ -372,8 +395,8 @@ class BinlogStore:
         with self._lock:
             if self._staged is None:
                 return
-            assert self._data is not None
-            self._data.truncate(self._data.size - self._staged.length)
+            self._staged.file.close()
+            (self._dir / STAGING_FILE).unlink(missing_ok=True)
             self._staged = None
 
     @property
