@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -428,3 +429,46 @@ def test_a_missing_segment_file_in_the_middle_is_refused_on_open(tmp_path: Path)
     (tmp_path / middle).unlink()
     with pytest.raises(StoreError, match="missing"):
         open_store(tmp_path)
+
+
+def test_concurrent_readers_only_ever_see_whole_published_transactions(tmp_path: Path) -> None:
+    """A reader thread polls segments() and reads everything it is told about, while the
+    writer appends, rotates and publishes: every read is complete and ends on a transaction."""
+    store = open_store(tmp_path, segment_bytes=16384)
+    stream = SourceStream()
+    items = [stream.txn(payload=(i * 37) % 900) for i in range(1500)]
+    done = threading.Event()
+    problems: list[str] = []
+    reads = [0]
+
+    def reader() -> None:
+        while not done.is_set():
+            for seg in store.segments():
+                try:
+                    data = store.read(seg.name, 0, seg.size)
+                except StoreError as exc:
+                    problems.append(str(exc))
+                    continue
+                if len(data) != seg.size:
+                    problems.append(f"{seg.name}: short read {len(data)} < {seg.size}")
+                    continue
+                try:
+                    source_binlog.split_events(data[4:])
+                except ValueError as exc:
+                    problems.append(f"{seg.name}: {exc}")
+                reads[0] += 1
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for i, item in enumerate(items):
+            store.append(incoming(item), item.fde)
+            if i % 7 == 0:
+                store.publish()
+        store.publish()
+    finally:
+        done.set()
+        thread.join()
+    assert not problems, problems[:5]
+    assert reads[0] > 10
+    assert store.committed_gtids == gtids(f"{UUID}:1-1500")
