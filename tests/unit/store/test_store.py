@@ -472,3 +472,47 @@ def test_concurrent_readers_only_ever_see_whole_published_transactions(tmp_path:
     assert not problems, problems[:5]
     assert reads[0] > 10
     assert store.committed_gtids == gtids(f"{UUID}:1-1500")
+
+
+def test_checkpoint_failing_before_the_rename_leaves_the_old_meta(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, stream = _filled(tmp_path, n=3)
+    store.checkpoint()
+    old = (tmp_path / "store.meta").read_text()
+    item = stream.txn()
+    store.append(incoming(item), item.fde)
+
+    def failing_replace(src: object, dst: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("kingbus.store.meta.os.replace", failing_replace)
+    with pytest.raises(OSError):
+        store.checkpoint()
+    assert (tmp_path / "store.meta").read_text() == old
+    monkeypatch.undo()
+    store.checkpoint()
+    m = meta.read_meta(tmp_path)
+    assert m is not None and m.committed_gtids == f"{UUID}:1-4"
+
+
+def test_purge_unlinks_only_after_the_checkpoint_no_longer_lists_the_segment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, _ = _filled(tmp_path)
+    victim = store.segments()[0]
+    seen: list[tuple[str, list[str], str]] = []
+    real_unlink = Path.unlink
+
+    def spying_unlink(self: Path, missing_ok: bool = False) -> None:
+        m = meta.read_meta(tmp_path)
+        assert m is not None
+        seen.append((self.name, [s.name for s in m.segments], m.purged_gtids))
+        real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", spying_unlink)
+    store.purge([victim.name])
+    assert seen and seen[0][0] == victim.name
+    for _name, listed, purged in seen:
+        assert victim.name not in listed
+        assert purged == store.segments()[0].previous_gtids
