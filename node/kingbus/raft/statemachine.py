@@ -124,7 +124,7 @@ class StateMachine:
         return True
 
     def _apply_batch(self, batch: entries.TxnBatch) -> None:
-        if self.state.chunk_gtid is not None:
+        if self.state.chunk_gtid is not None or self.store.has_staged:
             log.error("a batch arrived inside chunked transaction %s; abandoning it", self.state.chunk_gtid)
             self._abandon_chunk()
         for txn in batch.txns:
@@ -148,6 +148,12 @@ class StateMachine:
         elif self.state.chunk_gtid != txn.gtid:
             log.error("chunk of %s arrived without its beginning; dropped", txn.gtid)
             return
+        elif not self.state.chunk_skip and not self.store.has_staged:
+            # The store dropped the pieces staged so far (a catch-up import does): what is
+            # left is not the whole transaction and must never be committed as if it were.
+            log.error("the staged beginning of %s is gone; abandoning it", txn.gtid)
+            self._abandon_chunk()
+            return
         if not self.state.chunk_skip:
             self.store.stage(
                 txn.data, fde=chunk.fde, gtid=txn.gtid, source_file=chunk.source_file, timestamp=txn.timestamp
@@ -162,7 +168,9 @@ class StateMachine:
             self.store.publish()
 
     def _abandon_chunk(self) -> None:
-        if self.state.chunk_gtid is not None:
+        # The store's staging is checked too: `state` can be replaced (snapshot install)
+        # while the store still holds pieces of a transaction that will never complete.
+        if self.state.chunk_gtid is not None or self.store.has_staged:
             self.store.discard_staged()
             self.state.chunk_gtid = None
             self.state.chunk_skip = False

@@ -453,3 +453,37 @@ def test_random_logs_are_deterministic_idempotent_and_exact(log: list[bytes], ki
         apply_all(again, log)
         again.store.close()
         assert file_digests(root / "killed") == want
+
+
+def test_store_staging_dropped_under_a_chunk_never_commits_a_partial_transaction(tmp_path: Path) -> None:
+    """A catch-up import discards the store's staged pieces (import_data): the rest of the
+    chunks must not be committed as if they were the whole transaction."""
+    stream = SourceStream()
+    small, big = stream.txn(), stream.txn(payload=20_000)
+    m = machine(tmp_path)
+    apply_all(m, entries_for([small], session=S1))
+    chunks = _chunks_of(big, S1, first_seq=1)
+    apply_all(m, chunks[:2])
+    m.store.discard_staged()  # what import_data does to a staged transaction
+    apply_all(m, chunks[2:])
+    assert not m.store.is_committed(big.txn.gtid)
+    assert stored_body(m) == small.txn.data
+    assert not m.in_chunk
+    # The next session carries on normally.
+    after = stream.txn()
+    apply_all(m, entries_for([big, after], session=S2))
+    assert stored_body(m) == small.txn.data + big.txn.data + after.txn.data
+
+
+def test_replicated_state_replaced_mid_chunk_does_not_break_the_next_batch(tmp_path: Path) -> None:
+    """A snapshot install replaces `state` (no chunk in it) while the store has staged pieces."""
+    stream = SourceStream()
+    small, big, after = stream.txn(), stream.txn(payload=20_000), stream.txn()
+    m = machine(tmp_path)
+    apply_all(m, entries_for([small], session=S1))
+    chunks = _chunks_of(big, S1, first_seq=1)
+    apply_all(m, chunks[:2])
+    m.state = ReplicatedState.from_json(m.state.to_json())
+    apply_all(m, entries_for([after], session=S1, first_seq=m.state.seq + 1))
+    assert stored_body(m) == small.txn.data + after.txn.data
+    assert not m.store.has_staged
