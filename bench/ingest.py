@@ -1,0 +1,531 @@
+"""Ingest benchmark: a three-node Kingbus cluster against a real MySQL 9.7 replica's receiver.
+
+Theory of operation
+-------------------
+Throughput is measured on a *preloaded* source, so the figure is the ingest path's own speed and
+not the speed at which a Python client can commit into MySQL:
+
+1. A fresh MySQL 9.7 source (``BENCH_SOURCE_ARGS`` plus relaxed durability, which only speeds
+   up the preload) gets a replication user and ``N`` transactions of one kind (``small``: one
+   ~500 B row each; ``large``: ~1 MiB over 16 rows). Its ``gtid_executed`` then is the *target*
+   and the sum of its binlog file sizes is the byte count every reader must move.
+2. **Kingbus**: three real ``kingbus-node`` processes on 127.0.0.1/.2/.3 with
+   ``raft.fsync: always`` elect a leader; the clock starts at ``PUT /source`` and stops when the
+   last member's ``committed_gtid_set`` equals the target. Nothing is subtracted: leader
+   connection set-up, Raft replication to both followers and apply on all three are inside.
+   Each member's ``VmRSS`` is read from ``/proc/<pid>/status`` before the source is set and
+   after the target is committed; in the large phase the source holds at least ``--rss-gb`` GiB,
+   so "after" is the resident size of a node that has stored that much.
+3. **MySQL replica receiver**: a fresh 9.7 server is pointed at the same source with
+   ``SOURCE_AUTO_POSITION=1``; the clock starts at ``START REPLICA IO_THREAD`` and stops when
+   ``Retrieved_Gtid_Set`` covers the target. It runs twice: with default settings (the relay log
+   is synced every 10000 events) and with ``SET GLOBAL sync_relay_log=1`` (an fsync per event),
+   the setting that matches Kingbus's durability.
+
+The cluster is killed before the replicas run, and each phase's servers are removed after it,
+so the readers never compete with each other for the two CPUs or the disk. Every process this
+benchmark starts is killed on exit, on Ctrl-C, on SIGTERM and when the ``--max-seconds`` alarm
+fires (a ``BaseException`` so no library's ``except Exception`` can swallow it).
+
+Run through ``scripts/bench.sh`` (``--quick`` for a ~1 minute smoke run, ``--help`` for sizes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import contextlib
+import dataclasses
+import math
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pymysql
+
+from kingbus.binlog.gtids import GtidSet
+from kingbus.config import RaftConfig
+from kingbus.devenv import mysql
+from kingbus.devenv.localcluster import Cluster, Member
+from kingbus.devenv.workload import LoadResult, large_txn_load, small_txn_load
+
+MiB = 1 << 20
+GiB = 1 << 30
+# Relaxed durability on the *source* only: it makes the preload ~3x faster and changes nothing
+# the readers see (they read binlog files that are complete before the clock starts).
+SOURCE_ARGS = (*mysql.BENCH_SOURCE_ARGS, "--sync-binlog=0", "--innodb-flush-log-at-trx-commit=2")
+# Status polling: coarse enough not to load the members, fine enough to be ~1% of a phase.
+KINGBUS_POLL_SECONDS = 0.05
+REPLICA_POLL_SECONDS = 0.01
+
+
+class Aborted(BaseException):
+    """Raised from a signal handler (Ctrl-C is KeyboardInterrupt already) to unwind and clean up."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Rate:
+    """How long one reader took to ingest ``transactions`` GTIDs totalling ``bytes`` binlog bytes."""
+
+    transactions: int
+    bytes: int
+    seconds: float
+
+    @property
+    def txn_per_s(self) -> float:
+        return self.transactions / self.seconds
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.bytes / MiB / self.seconds
+
+
+@dataclasses.dataclass(frozen=True)
+class PreloadedSource:
+    server: mysql.MySQLServer
+    target: GtidSet
+    binlog_bytes: int
+    load: LoadResult
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeFigures:
+    name: str
+    rss_before: int
+    rss_after: int
+    store_bytes: int
+    committed_after: float  # seconds from PUT /source until this member had the target
+
+
+@dataclasses.dataclass(frozen=True)
+class KingbusRun:
+    rate: Rate
+    nodes: list[NodeFigures]
+
+
+@dataclasses.dataclass(frozen=True)
+class PhaseResult:
+    kind: str
+    source: PreloadedSource
+    kingbus: KingbusRun
+    replica_default: Rate | None
+    replica_synced: Rate | None
+
+
+# --------------------------------------------------------------------------------------------
+# Process hygiene
+
+
+_live_clusters: list[Cluster] = []
+
+
+def _kill_live_clusters() -> None:
+    # Members run in their own sessions (so a test can kill -9 one), which also means a
+    # terminal's Ctrl-C never reaches them: they must be killed explicitly.
+    for cluster in list(_live_clusters):
+        cluster.stop()
+        _live_clusters.remove(cluster)
+
+
+atexit.register(_kill_live_clusters)
+
+
+def _raise_aborted(signum: int, _frame: FrameType | None) -> None:
+    raise Aborted(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def _started_cluster(base: Path) -> Iterator[Cluster]:
+    cluster = Cluster(base, 3)
+    _live_clusters.append(cluster)
+    try:
+        cluster.start()
+        cluster.leader(timeout=60)
+        cluster.wait_ready(timeout=60)
+        yield cluster
+    finally:
+        failed = [m for m in cluster.members if m.process is not None and m.process.poll() not in (None, -9)]
+        cluster.stop()
+        _live_clusters.remove(cluster)
+        for member in failed:
+            print(f"--- {member.name} exited early; log tail:\n{member.log_tail()}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _started_server(
+    tree: mysql.MySQLTree, base: Path, *, port: int, server_id: int, extra_args: Sequence[str] = ()
+) -> Iterator[mysql.MySQLServer]:
+    server = mysql.MySQLServer(tree, base, port=port, server_id=server_id, extra_args=extra_args)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill9()
+
+
+# --------------------------------------------------------------------------------------------
+# Measurements
+
+
+def vm_rss(pid: int) -> int:
+    """Resident set size of ``pid`` in bytes, from /proc/<pid>/status."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def _member_pid(member: Member) -> int:
+    if member.process is None or member.process.poll() is not None:
+        raise RuntimeError(f"{member.name} is not running\n{member.log_tail()}")
+    return member.process.pid
+
+
+@contextlib.contextmanager
+def preload(
+    tree: mysql.MySQLTree, base: Path, *, port: int, kind: str, transactions: int, size: int
+) -> Iterator[PreloadedSource]:
+    """A started source holding ``transactions`` of ``kind``; yields once, kills it afterwards."""
+    with _started_server(tree, base, port=port, server_id=1, extra_args=SOURCE_ARGS) as server:
+        server.create_replication_user()
+        load_fn: Callable[..., LoadResult] = small_txn_load if kind == "small" else large_txn_load
+        with contextlib.closing(server.connect()) as conn:
+            load = load_fn(conn, transactions, size)
+        target = GtidSet.parse(server.gtid_executed())
+        binlog_bytes = sum(size for _, size in server.binlog_files())
+        yield PreloadedSource(server=server, target=target, binlog_bytes=binlog_bytes, load=load)
+
+
+def measure_kingbus(base: Path, source: PreloadedSource, *, timeout: float) -> KingbusRun:
+    """Wall time from PUT /source until all three members have committed the source's target."""
+    with _started_cluster(base) as cluster:
+        members = cluster.members
+        rss_before = {m.name: vm_rss(_member_pid(m)) for m in members}
+        pending = {m.name: m for m in members}
+        finished: dict[str, float] = {}
+        started = time.monotonic()
+        cluster.set_source("127.0.0.1", source.server.port)
+        deadline = started + timeout
+        while pending:
+            for name, member in list(pending.items()):
+                committed = GtidSet.parse(str(member.status()["committed_gtid_set"]))
+                if committed == source.target:
+                    finished[name] = time.monotonic() - started
+                    del pending[name]
+                elif not committed.issubset(source.target):
+                    raise RuntimeError(f"{name} committed {committed}, beyond the source's {source.target}")
+            if time.monotonic() > deadline:
+                detail = "\n".join(f"{m.name}: {m.status()}\n{m.log_tail(15)}" for m in pending.values())
+                raise TimeoutError(f"Kingbus did not commit the target in {timeout:.0f} s:\n{detail}")
+            if pending:
+                time.sleep(KINGBUS_POLL_SECONDS)
+        seconds = max(finished.values())
+        nodes = [
+            NodeFigures(
+                name=m.name,
+                rss_before=rss_before[m.name],
+                rss_after=vm_rss(_member_pid(m)),
+                store_bytes=int(m.status()["store"]["bytes"]),
+                committed_after=finished[m.name],
+            )
+            for m in members
+        ]
+    rate = Rate(transactions=source.target.count(), bytes=source.binlog_bytes, seconds=seconds)
+    return KingbusRun(rate=rate, nodes=nodes)
+
+
+def measure_replica(
+    tree: mysql.MySQLTree,
+    base: Path,
+    source: PreloadedSource,
+    *,
+    port: int,
+    sync_relay_log: bool,
+    timeout: float,
+) -> Rate:
+    """Wall time from START REPLICA IO_THREAD until Retrieved_Gtid_Set covers the target."""
+    with _started_server(tree, base, port=port, server_id=2) as replica:
+        replica.replicate_from(source.server.host, source.server.port, start=False)
+        target = source.target.format()
+        with contextlib.closing(replica.connect(cursorclass=pymysql.cursors.DictCursor)) as conn:
+            cur = conn.cursor()
+            if sync_relay_log:
+                cur.execute("SET GLOBAL sync_relay_log = 1")
+            started = time.monotonic()
+            cur.execute("START REPLICA IO_THREAD")
+            deadline = started + timeout
+            while True:
+                cur.execute("SHOW REPLICA STATUS")
+                status: dict[str, Any] = cur.fetchone() or {}
+                retrieved = str(status.get("Retrieved_Gtid_Set") or "").replace("\n", "")
+                cur.execute("SELECT GTID_SUBSET(%s, %s) AS done", (target, retrieved))
+                row: dict[str, Any] = cur.fetchone() or {}
+                if row.get("done"):
+                    seconds = time.monotonic() - started
+                    break
+                if status.get("Replica_IO_Running") == "No" and status.get("Last_IO_Error"):
+                    raise RuntimeError(f"replica IO thread stopped: {status.get('Last_IO_Error')}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"replica did not receive the target in {timeout:.0f} s: {retrieved}")
+                time.sleep(REPLICA_POLL_SECONDS)
+            cur.execute("STOP REPLICA IO_THREAD")
+    return Rate(transactions=source.target.count(), bytes=source.binlog_bytes, seconds=seconds)
+
+
+def run_phase(
+    tree: mysql.MySQLTree,
+    work: Path,
+    *,
+    kind: str,
+    transactions: int,
+    size: int,
+    replicas: bool,
+    timeout: float,
+    log: Callable[[str], None],
+) -> PhaseResult:
+    phase_dir = work / kind
+    source_port, replica_port = _free_ports(2)
+    log(f"[{kind}] preloading the source with {transactions} x {size} B transactions")
+    with preload(
+        tree, phase_dir / "source", port=source_port, kind=kind, transactions=transactions, size=size
+    ) as source:
+        log(
+            f"[{kind}] source: {source.target.count()} GTIDs, {source.binlog_bytes / MiB:.1f} MiB of binlog "
+            f"(preload {source.load.seconds:.1f} s)"
+        )
+        log(f"[{kind}] kingbus: 3 nodes, fsync always")
+        kingbus = measure_kingbus(phase_dir / "cluster", source, timeout=timeout)
+        log(f"[{kind}] kingbus: {kingbus.rate.seconds:.2f} s")
+        shutil.rmtree(phase_dir / "cluster", ignore_errors=True)
+        default = synced = None
+        if replicas:
+            for synced_flag in (False, True):
+                label = "sync_relay_log=1" if synced_flag else "default"
+                log(f"[{kind}] MySQL replica receiver ({label})")
+                rate = measure_replica(
+                    tree,
+                    phase_dir / f"replica-{label}",
+                    source,
+                    port=replica_port,
+                    sync_relay_log=synced_flag,
+                    timeout=timeout,
+                )
+                log(f"[{kind}] replica ({label}): {rate.seconds:.2f} s")
+                shutil.rmtree(phase_dir / f"replica-{label}", ignore_errors=True)
+                if synced_flag:
+                    synced = rate
+                else:
+                    default = rate
+        result = PhaseResult(kind, source, kingbus, default, synced)
+    shutil.rmtree(phase_dir, ignore_errors=True)
+    return result
+
+
+def _free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+
+
+def _fmt_rate(rate: Rate | None) -> tuple[str, str]:
+    if rate is None:
+        return ("-", "-")
+    return (f"{rate.txn_per_s:,.0f}", f"{rate.mb_per_s:,.1f}")
+
+
+def _ratio(other_seconds: float, kingbus_seconds: float) -> str:
+    """Kingbus throughput over the other reader's: the inverse ratio of their wall times."""
+    return f"{other_seconds / kingbus_seconds:.2f}" if other_seconds else "-"
+
+
+def format_report(results: Sequence[PhaseResult], facts: dict[str, str]) -> str:
+    lines = ["", "Machine and settings"]
+    lines += [f"  {key:<28} {value}" for key, value in facts.items()]
+    lines += ["", "Phases (wall time from PUT /source or START REPLICA IO_THREAD to the last GTID)"]
+    for r in results:
+        lines.append(
+            f"  {r.kind:<6} {r.source.target.count():>8} GTIDs "
+            f"{r.source.binlog_bytes / MiB:>9.1f} MiB binlog  "
+            f"kingbus {r.kingbus.rate.seconds:7.2f} s"
+            + (f"  replica {r.replica_default.seconds:7.2f} s" if r.replica_default else "")
+            + (f"  replica(sync) {r.replica_synced.seconds:7.2f} s" if r.replica_synced else "")
+        )
+    header = (
+        f"  {'load':<6} | {'kingbus txn/s':>13} {'MB/s':>7} | {'replica txn/s':>13} {'MB/s':>7} | "
+        f"{'sync=1 txn/s':>13} {'MB/s':>7} | {'kb/replica':>10} {'kb/sync=1':>9}"
+    )
+    lines += [
+        "",
+        "Ingest throughput (MB = MiB of source binlog; both readers move the same GTIDs and bytes,",
+        "so one ratio serves txn/s and MB/s; kb/replica is against the replica's default settings)",
+        header,
+    ]
+    lines.append("  " + "-" * (len(header) - 2))
+    for r in results:
+        kb_txn, kb_mb = _fmt_rate(r.kingbus.rate)
+        rd_txn, rd_mb = _fmt_rate(r.replica_default)
+        rs_txn, rs_mb = _fmt_rate(r.replica_synced)
+        seconds = r.kingbus.rate.seconds
+        ratio = _ratio(r.replica_default.seconds if r.replica_default else 0, seconds)
+        ratio_sync = _ratio(r.replica_synced.seconds if r.replica_synced else 0, seconds)
+        lines.append(
+            f"  {r.kind:<6} | {kb_txn:>13} {kb_mb:>7} | {rd_txn:>13} {rd_mb:>7} | "
+            f"{rs_txn:>13} {rs_mb:>7} | {ratio:>10} {ratio_sync:>9}"
+        )
+    goal = [
+        f"{r.kind} {'met' if r.kingbus.rate.seconds <= 2 * r.replica_default.seconds else 'NOT met'}"
+        for r in results
+        if r.replica_default
+    ]
+    if goal:
+        lines.append(f"  goal kb/replica >= 0.5 (with fsync vs without): {', '.join(goal)}")
+    lines += ["", "Kingbus members (RSS before PUT /source and after the last GTID was committed)"]
+    for r in results:
+        for n in r.kingbus.nodes:
+            lines.append(
+                f"  {r.kind:<6} {n.name}: RSS {n.rss_before / MiB:7.1f} -> {n.rss_after / MiB:7.1f} MiB  "
+                f"store {n.store_bytes / MiB:9.1f} MiB  committed after {n.committed_after:7.2f} s"
+            )
+    return "\n".join(lines)
+
+
+def machine_facts(args: argparse.Namespace, tree: mysql.MySQLTree) -> dict[str, str]:
+    defaults = {f.name: f.default for f in dataclasses.fields(RaftConfig)}
+    return {
+        "nproc": str(os.cpu_count()),
+        "memory": _meminfo_total(),
+        "kernel": os.uname().release,
+        "python": sys.version.split()[0],
+        "mysql": tree.version,
+        "kingbus raft.fsync": "always (every member)",
+        "kingbus raft.entry_bytes": f"{defaults['entry_bytes']} (default)",
+        "small transaction": f"1 row of {args.small_size} B",
+        "large transaction": f"16 rows, {args.large_size} B in all",
+        "work dir": str(args.work_dir),
+    }
+
+
+def _meminfo_total() -> str:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    return "?"
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="scripts/bench.sh",
+        description="Ingest throughput of a three-node Kingbus cluster (fsync always) vs a MySQL 9.7 "
+        "replica's receiver, on the same preloaded binlog; node RSS before/after storing --rss-gb.",
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run (~1 min): small sizes")
+    parser.add_argument("--small", type=int, default=None, help="small transactions (default 100000)")
+    parser.add_argument("--small-size", type=int, default=500, help="bytes per small transaction row")
+    parser.add_argument(
+        "--large", type=int, default=None, help="large transactions (default 1000; raised to reach --rss-gb)"
+    )
+    parser.add_argument("--large-size", type=int, default=MiB, help="bytes per large transaction")
+    parser.add_argument(
+        "--rss-gb", type=float, default=None, help="GiB the large phase stores at least (default 1.0)"
+    )
+    parser.add_argument("--skip-replica", action="store_true", help="measure Kingbus only")
+    parser.add_argument("--only", choices=("small", "large"), default=None, help="run one phase")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds allowed per measurement")
+    parser.add_argument("--max-seconds", type=float, default=None, help="abort the whole run after this")
+    parser.add_argument("--work-dir", type=Path, default=None, help="scratch directory (default: temp)")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    if args.small is None:
+        args.small = 20_000 if quick else 100_000
+    if args.large is None:
+        args.large = 200 if quick else 1000
+    if args.rss_gb is None:
+        args.rss_gb = 0.2 if quick else 1.0
+    if args.max_seconds is None:
+        args.max_seconds = 300 if quick else 1200
+    return args
+
+
+def large_count(args: argparse.Namespace) -> int:
+    # Row events add a little to the payload; 2% over the GiB target keeps the store above it.
+    needed: int = math.ceil(float(args.rss_gb) * GiB * 1.02 / int(args.large_size))
+    return max(int(args.large), needed)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGALRM):
+        signal.signal(signum, _raise_aborted)
+    signal.alarm(math.ceil(args.max_seconds))
+    own_work = args.work_dir is None
+    args.work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="kb-bench-"))
+    started = time.monotonic()
+
+    def log(message: str) -> None:
+        print(f"{time.monotonic() - started:7.1f}s  {message}", file=sys.stderr, flush=True)
+
+    results: list[PhaseResult] = []
+    try:
+        tree = mysql.provision()
+        facts = machine_facts(args, tree)
+        phases = [
+            ("small", int(args.small), int(args.small_size)),
+            ("large", large_count(args), args.large_size),
+        ]
+        for kind, count, size in phases:
+            if args.only and kind != args.only:
+                continue
+            results.append(
+                run_phase(
+                    tree,
+                    args.work_dir,
+                    kind=kind,
+                    transactions=count,
+                    size=size,
+                    replicas=not args.skip_replica,
+                    timeout=args.timeout,
+                    log=log,
+                )
+            )
+        print(format_report(results, facts))
+        large = next((r for r in results if r.kind == "large"), None)
+        if large is not None:
+            stored = min(n.store_bytes for n in large.kingbus.nodes)
+            verdict = "yes" if stored >= args.rss_gb * GiB else "NO"
+            print(f"\n  every member stored >= {args.rss_gb:g} GiB before the 'after' RSS: {verdict}")
+        log("done")
+        return 0
+    except (KeyboardInterrupt, Aborted) as exc:
+        log(f"aborted ({type(exc).__name__} {exc}); cleaning up")
+        return 130
+    finally:
+        signal.alarm(0)
+        _kill_live_clusters()
+        if own_work and not args.keep:
+            shutil.rmtree(args.work_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
