@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
-from tests.support.fabricate import SourceStream, SourceTxn, check_segment_file, entries_for, file_digests
 
 from kingbus.binlog.gtids import GtidSet
 from kingbus.raft import entries
 from kingbus.raft.statemachine import ReplicatedState, StateMachine
 from kingbus.store.store import BinlogStore
+from tests.support.fabricate import SourceStream, SourceTxn, check_segment_file, entries_for, file_digests
 
 SEGMENT_BYTES = 8192
 ENTRY_BYTES = 4096
@@ -512,3 +512,25 @@ def test_member_caught_up_by_import_then_applying_the_rest_stays_identical(
         peer.store.close()
         new.store.close()
         assert file_digests(tmp_path / f"new{snap}") == file_digests(tmp_path / f"peer{snap}"), snap
+
+
+def test_reapplying_any_prefix_to_a_complete_store_changes_nothing(
+    tmp_path: Path, items: list[SourceTxn]
+) -> None:
+    log = leader_change_log(items)
+    m = machine(tmp_path)
+    apply_all(m, log)
+    m.store.close()
+    want = file_digests(tmp_path)
+    for k in range(len(log) + 1):
+        again = machine(tmp_path)
+        apply_all(again, log[:k])
+        assert again.stats.applied_txns == 0
+        again.store.close()
+        assert file_digests(tmp_path) == want, k
+    live = machine(tmp_path)  # and without a restart: the same prefix again on a live machine
+    apply_all(live, log)
+    apply_all(live, log[: len(log) // 2])
+    assert live.stats.applied_txns == 0
+    live.store.close()
+    assert file_digests(tmp_path) == want
