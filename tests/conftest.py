@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from tests.support import REPL_PASSWORD, REPL_USER, MySQLServerFactory
 
 from kingbus.devenv import mysql
+from tests.support import REPL_PASSWORD, REPL_USER, MySQLServerFactory
 
 
 @pytest.fixture(scope="session")

@@ -423,6 +423,7 @@ class Node:
                 last = current
 
     async def _metrics_loop(self) -> None:
+        attempts_seen = 0
         while True:
             await asyncio.sleep(1.0)
             raft = self.raft
@@ -436,6 +437,9 @@ class Node:
             self.metrics.set_source_state(str(source.get("state", "stopped")))
             self.metrics.source_lag_seconds.set(float(str(source.get("lag_seconds", 0.0))))
             self.metrics.set_store(nbytes=self.store.total_bytes, files=len(self.store.segments()))
+            if self.syncer is not None and self.syncer.attempts > attempts_seen:
+                self.metrics.source_reconnects.inc(self.syncer.attempts - attempts_seen)
+                attempts_seen = self.syncer.attempts
 
     async def _retention_loop(self) -> None:
         policy = RetentionPolicy(

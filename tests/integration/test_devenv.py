@@ -11,6 +11,8 @@ import time
 from typing import Any
 
 import pytest
+
+from kingbus.devenv import mysql, workload
 from tests.support import (
     REPL_PASSWORD,
     REPL_USER,
@@ -19,8 +21,6 @@ from tests.support import (
     source_binlog,
     wait_until,
 )
-
-from kingbus.devenv import mysql, workload
 
 SIXTEEN_MIB = 16 * 1024 * 1024
 

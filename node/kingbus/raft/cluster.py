@@ -146,7 +146,7 @@ class RaftMember:
             commandsQueueSize=10_000,
         )
         self._obj = _KingbusSyncObj(self, options.address, list(options.peers), conf)
-        self._journal = journal.journal_for(str(raft_dir / "journal"))
+        self._journal = journal.attach_to_syncobj(self._obj)
         self._obj.addOnTickCallback(self._on_tick)
 
     # ------------------------------------------------------------------ apply (tick thread)

@@ -96,6 +96,7 @@ class Syncer:
         # Status, read by the admin API.
         self.state = "stopped"
         self.error = ""
+        self.attempts = 0  # connections opened to the source, for status and metrics
         self._last_txn_ts = 0
         self._idle = True
         # Session state, shared between the reader and Raft callbacks.
@@ -133,6 +134,7 @@ class Syncer:
             "state": self.state,
             "error": self.error,
             "lag_seconds": round(lag, 3),
+            "attempts": self.attempts,
         }
 
     def pipeline(self) -> dict[str, int]:
@@ -186,6 +188,7 @@ class Syncer:
         if session not in self._machine.barriers_applied or not self._still_wanted(source, term):
             raise _SessionEnded("leadership or configuration changed before the session started")
         start = self._machine.store.committed_gtids
+        self.attempts += 1
         conn = SourceConnection(
             host=source.host,
             port=source.port,

@@ -9,9 +9,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
-from tests.unit.api.api_fake_node import FakeNodeControl
 
 from kingbus.api.app import make_admin_app
+from tests.unit.api.api_fake_node import FakeNodeControl
 
 TOKEN = "s3cret-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

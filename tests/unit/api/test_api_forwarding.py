@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import socket
 
+from kingbus.api.forwarding import FORWARDED_HEADER, FORWARDED_TO_HEADER
 from tests.unit.api.api_fake_node import FakeNodeControl
 from tests.unit.api.conftest import AUTH, RunningNode, StartNode
 from tests.unit.api.test_api_routes import SOURCE
-
-from kingbus.api.forwarding import FORWARDED_HEADER, FORWARDED_TO_HEADER
 
 
 async def follower_of(start_node: StartNode, leader: RunningNode, **kwargs: object) -> RunningNode:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from tests.unit.api.api_fake_node import FakeNodeControl
-from tests.unit.api.conftest import StartNode
 
 from kingbus.api.metrics import ROLES, SOURCE_STATES, Metrics
+from tests.unit.api.api_fake_node import FakeNodeControl
+from tests.unit.api.conftest import StartNode
 
 REQUIRED = [
     "kingbus_raft_role",

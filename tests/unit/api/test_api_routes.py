@@ -9,11 +9,11 @@ from typing import Any
 import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
-from tests.unit.api.api_fake_node import FakeNodeControl
-from tests.unit.api.conftest import AUTH, TOKEN, RunningNode, StartNode
 
 from kingbus.api.app import make_admin_app
 from kingbus.api.server import serve_admin
+from tests.unit.api.api_fake_node import FakeNodeControl
+from tests.unit.api.conftest import AUTH, TOKEN, RunningNode, StartNode
 
 SOURCE = {"host": "10.0.0.5", "port": 3306, "user": "repl", "password": "Sup3r-S3cret-Pw!"}
 MUTATIONS = [

@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.unit.api.api_fake_node import FakeNodeControl
-from tests.unit.api.conftest import TOKEN, RunningNode, StartNode
 
 from kingbus.cli import ctl
+from tests.unit.api.api_fake_node import FakeNodeControl
+from tests.unit.api.conftest import TOKEN, RunningNode, StartNode
 
 PASSWORD = "Ctl-P4ssw0rd-xyz"
 

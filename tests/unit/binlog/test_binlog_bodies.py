@@ -11,12 +11,12 @@ import struct
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.unit.binlog.binlog_samples import OTHER_UUID, SOURCE_UUID, read, stream_events
 
 from kingbus.binlog import control_events, events, format_description, gtid_events, query
 from kingbus.binlog.errors import MalformedEvent
 from kingbus.binlog.events import EventType
 from kingbus.binlog.gtids import Gtid, GtidSet
+from tests.unit.binlog.binlog_samples import OTHER_UUID, SOURCE_UUID, read, stream_events
 
 FILE1 = list(events.split_events(read("mysql97-crc32.000001"), 4))
 FILE2 = list(events.split_events(read("mysql97-crc32.000002"), 4))

@@ -8,10 +8,10 @@ import zlib
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.unit.binlog.binlog_samples import read
 
 from kingbus.binlog import events
 from kingbus.binlog.errors import MalformedEvent
+from tests.unit.binlog.binlog_samples import read
 
 # A Rotate header built field by field:
 HEADER = (

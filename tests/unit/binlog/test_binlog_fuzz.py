@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.unit.binlog.binlog_samples import read, stream_events
 
 from kingbus.binlog import control_events, events, format_description, gtid_events, query
 from kingbus.binlog.errors import BinlogError
 from kingbus.binlog.transactions import TransactionAssembler, TransactionScanner
+from tests.unit.binlog.binlog_samples import read, stream_events
 
 REAL = list(events.split_events(read("mysql97-crc32.000001"), 4)) + stream_events(
     "dump-gtid-crc32-skip.stream"

@@ -7,10 +7,10 @@ import time
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.unit.binlog.binlog_samples import OTHER_UUID, SOURCE_UUID
 
 from kingbus.binlog.errors import MalformedEvent
 from kingbus.binlog.gtids import MAX_GNO, Gtid, GtidSet, GtidSetBuilder, decode_prefix
+from tests.unit.binlog.binlog_samples import OTHER_UUID, SOURCE_UUID
 
 A = "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa"
 B = "bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb"

@@ -14,8 +14,6 @@ import random
 import struct
 from typing import Any
 
-from tests.support import source_binlog
-
 from kingbus.binlog import control_events, events
 from kingbus.binlog.events import EventType
 from kingbus.binlog.gtids import Gtid, GtidSet, GtidSetBuilder
@@ -27,6 +25,7 @@ from kingbus.binlog.transactions import (
     TransactionScanner,
 )
 from kingbus.devenv import mysql, workload
+from tests.support import source_binlog
 
 SHAPES_SQL = [
     "CREATE DATABASE shapes",

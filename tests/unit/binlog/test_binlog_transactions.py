@@ -12,7 +12,6 @@ import struct
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.unit.binlog.binlog_samples import OTHER_UUID, SOURCE_UUID, read, stream_events
 
 from kingbus.binlog import control_events, events, format_description, gtid_events, query, transactions
 from kingbus.binlog.errors import AnonymousGtidEvent, MalformedEvent, UnexpectedEvent
@@ -25,6 +24,7 @@ from kingbus.binlog.transactions import (
     TransactionAssembler,
     TransactionScanner,
 )
+from tests.unit.binlog.binlog_samples import OTHER_UUID, SOURCE_UUID, read, stream_events
 
 U = SOURCE_UUID
 

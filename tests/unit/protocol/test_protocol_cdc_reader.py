@@ -10,9 +10,9 @@ from typing import Any
 import pymysql
 import pytest
 from pymysqlreplication import BinLogStreamReader
-from tests.unit.protocol.protocol_stub_server import Server, ServerConfig, Session
 
 from kingbus.protocol import auth, commands, sql
+from tests.unit.protocol.protocol_stub_server import Server, ServerConfig, Session
 
 # The library warns about its own use of PyMySQL's deprecated keyword names.
 pytestmark = pytest.mark.filterwarnings("ignore:'(db|passwd)' is deprecated:DeprecationWarning")

@@ -11,6 +11,9 @@ from typing import Any
 
 import pymysql
 import pytest
+
+from kingbus.protocol import auth, commands, scrambles
+from kingbus.protocol.constants import Capability
 from tests.unit.protocol.protocol_stub_server import (
     SERVER_VERSION,
     UNIX_TIME,
@@ -21,9 +24,6 @@ from tests.unit.protocol.protocol_stub_server import (
     make_tls_files,
     server_tls,
 )
-
-from kingbus.protocol import auth, commands, scrambles
-from kingbus.protocol.constants import Capability
 
 USERS = {
     "repl": auth.Credentials.from_password("s3cret"),

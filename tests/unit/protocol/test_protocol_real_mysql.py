@@ -16,6 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from kingbus.devenv import mysql
+from kingbus.protocol import auth, commands, scrambles, sql
+from kingbus.protocol.constants import Capability
+from kingbus.protocol.sql import Assignment, Literal, Scope, SystemVariable, UserVariable
 from tests.conftest import MySQLServerFactory  # type: ignore[attr-defined]
 from tests.unit.protocol.protocol_stub_server import (
     SERVER_VERSION,
@@ -26,11 +31,6 @@ from tests.unit.protocol.protocol_stub_server import (
     make_tls_files,
     server_tls,
 )
-
-from kingbus.devenv import mysql
-from kingbus.protocol import auth, commands, scrambles, sql
-from kingbus.protocol.constants import Capability
-from kingbus.protocol.sql import Assignment, Literal, Scope, SystemVariable, UserVariable
 
 USERS = {"repl": auth.Credentials.from_password("s3cret")}
 CONNECTION_STATUS = (
