@@ -260,6 +260,15 @@ class BinlogStore:
             builder.add(gtid_from_text(entry.gtid))
         return builder
 
+    def _close_active(self) -> None:
+        """Flushes and closes the active segment's writers (bytes written so far stay)."""
+        if self._data is not None:
+            self._data.close()
+            self._data = None
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+
     def _resume_active(self) -> None:
         seg = self._segments[-1]
         path = self._dir / seg.name
@@ -544,12 +553,8 @@ class BinlogStore:
             elif last is not None and not last.sealed:
                 raise StoreError(f"cannot start {name}: {last.name} is not sealed here")
             path = self._dir / name
-            if self._data is not None and last is not None and last.name == name:
-                self._data.close()
-                self._data = None
-                if self._index is not None:
-                    self._index.close()
-                    self._index = None
+            if last is not None and last.name == name:
+                self._close_active()
             size = path.stat().st_size if path.exists() else 0
             known = last.size if last is not None and last.name == name else 0
             if size != offset and offset == known:
@@ -568,6 +573,9 @@ class BinlogStore:
         with self._lock:
             first = not self._segments
             path = self._dir / name
+            if self._segments and self._segments[-1].name == name:
+                # Its writers must not outlive the rescan (which may rewrite the index file).
+                self._close_active()
             try:
                 info = self._recover_segment(path, source_file)
             except (errors.MalformedEvent, ValueError, IndexError, struct.error) as exc:

@@ -7,10 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tests.support.fabricate import SourceStream, SourceTxn, file_digests, incoming
 
 from kingbus.binlog.gtids import GtidSet
 from kingbus.store.store import BinlogStore, StoreError
+from tests.support.fabricate import SourceStream, SourceTxn, file_digests, incoming
 
 SEGMENT_BYTES = 4096
 
@@ -223,3 +223,19 @@ def test_import_discards_a_staged_transaction(tmp_path: Path) -> None:
     peer.close()
     assert file_digests(tmp_path / "local") == file_digests(tmp_path / "peer")
     shutil.rmtree(tmp_path / "peer")
+
+
+def test_finish_import_of_the_active_segment_without_new_bytes(tmp_path: Path) -> None:
+    """finish_import on the live active segment (nothing imported) keeps appends consistent."""
+    items = history(20)
+    want_dir = tmp_path / "want"
+    make_peer(want_dir, items).close()
+    local = BinlogStore(tmp_path / "local", segment_bytes=SEGMENT_BYTES)
+    for item in items[:8]:
+        local.append(incoming(item), item.fde)  # not published: still in the writer's buffer
+    seg = local.segments()[-1]
+    local.finish_import(seg.name, source_file=seg.source_file)
+    for item in items[8:]:
+        local.append(incoming(item), item.fde)
+    local.close()
+    assert file_digests(tmp_path / "local") == file_digests(want_dir)
