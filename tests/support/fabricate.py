@@ -10,13 +10,12 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support import source_binlog
-
 from kingbus.binlog import control_events, events, format_description, gtid_events, query
 from kingbus.binlog.gtids import Gtid, GtidSet
 from kingbus.raft import entries
 from kingbus.store.store import IncomingTxn
 from kingbus.upstream.batcher import Batcher, SourceContext
+from tests.support import source_binlog
 
 SOURCE_UUID = "3e11fa47-71ca-11e1-9e33-c80aa9429562"
 SERVER_ID = 1

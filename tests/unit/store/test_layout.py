@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.support import fabricate, source_binlog
 
 from kingbus.binlog import control_events, errors, events, format_description
 from kingbus.binlog.gtids import GtidSet
 from kingbus.store import layout
+from tests.support import fabricate, source_binlog
 
 UUID = fabricate.SOURCE_UUID
 

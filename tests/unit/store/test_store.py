@@ -7,12 +7,12 @@ import threading
 from pathlib import Path
 
 import pytest
-from tests.support import fabricate, source_binlog
-from tests.support.fabricate import SourceStream, check_segment_file, incoming
 
 from kingbus.binlog.gtids import Gtid, GtidSet
 from kingbus.store import meta
 from kingbus.store.store import BinlogStore, IncomingTxn, StoreError
+from tests.support import fabricate, source_binlog
+from tests.support.fabricate import SourceStream, check_segment_file, incoming
 
 UUID = fabricate.SOURCE_UUID
 

@@ -12,11 +12,10 @@ import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from tests.support.fabricate import SourceStream, SourceTxn, entries_for, incoming
-
 from kingbus.raft import entries
 from kingbus.raft.statemachine import StateMachine
 from kingbus.store.store import BinlogStore
+from tests.support.fabricate import SourceStream, SourceTxn, entries_for, incoming
 
 WARM_UP = 10_000
 TOTAL = 100_000

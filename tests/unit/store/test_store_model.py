@@ -14,11 +14,11 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.support.fabricate import SourceStream, SourceTxn, check_segment_file, incoming
 
 from kingbus.binlog.gtids import Gtid, GtidSet
 from kingbus.store.index import index_path, read_index
 from kingbus.store.store import BinlogStore
+from tests.support.fabricate import SourceStream, SourceTxn, check_segment_file, incoming
 
 SEGMENT_BYTES = 3000
 

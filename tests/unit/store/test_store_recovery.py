@@ -13,12 +13,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tests.support.fabricate import SourceStream, SourceTxn, check_segment_file, file_digests, incoming
 
 from kingbus.binlog.gtids import GtidSet
 from kingbus.store.index import index_path, read_index
 from kingbus.store.meta import META_FILE
 from kingbus.store.store import BinlogStore
+from tests.support.fabricate import SourceStream, SourceTxn, check_segment_file, file_digests, incoming
 
 SEGMENT_BYTES = 4096
 
