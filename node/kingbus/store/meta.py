@@ -4,7 +4,7 @@
 writing a temporary file, fsyncing it, renaming it over the old one and fsyncing the
 directory.  A crash therefore leaves either the previous checkpoint or the new one, never a
 mix, and the data a checkpoint points at is always on disk.  Data appended after the last
-checkpoint is recovered (or cut) by scanning, see `kingbus.store.recovery`.
+checkpoint is recovered (or cut) by scanning, see `BinlogStore._open` and `layout.scan_segment`.
 """
 
 from __future__ import annotations

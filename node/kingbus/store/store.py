@@ -5,7 +5,9 @@ Theory of operation
 The store is written by exactly one thread (the Raft apply path) and read by many (dump
 sessions, the admin API, peers catching up).  It only ever *appends* whole transactions to
 the active segment; the committed end of the active segment is the single number that tells
-readers how far they may read, in the spirit of MySQL's `atomic_binlog_end_pos`.  A
+readers how far they may read, in the spirit of MySQL's `atomic_binlog_end_pos`.  Readers
+see the segment list as of the last `publish()` (which flushes the writer first), so every
+byte they are told about is in the file.  A
 transaction larger than a Raft entry arrives in chunks: they are *staged* in a side file
 (`staging.tmp`, never read by anyone else) and appended in one step when the last chunk
 commits, or dropped if the transaction is abandoned.  Only committed transactions ever
@@ -20,8 +22,12 @@ copying a peer's files.
 Durability: appends are not fsynced one by one; the Raft journal already holds every
 committed entry durably.  `checkpoint()` fsyncs the data and then atomically replaces
 `store.meta`; Raft log compaction checkpoints before it drops journal entries.  On open the
-store re-reads the tail of the active segment, verifying every CRC, and cuts whatever is not
-a complete, intact transaction; journal replay (idempotent by GTID) re-applies the rest.
+store re-reads the last segment and every segment the checkpoint does not know as sealed,
+verifying every CRC, and cuts whatever is not a complete, intact transaction; journal replay
+(idempotent by GTID) re-applies the rest.  It also finishes what a crash interrupted: files a
+purge had already dropped from the checkpoint are removed, and so is a last segment created
+just before a crash that holds no transaction.  Each segment's source file is recorded in its
+index as well as in the checkpoint, because the rotation rule depends on it.
 """
 
 from __future__ import annotations
