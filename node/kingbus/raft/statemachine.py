@@ -74,6 +74,7 @@ class StateMachine:
         self.state = ReplicatedState()
         self.stats = ApplyStats()
         self.barriers_applied: set[entries.Session] = set()
+        self._chunk_bytes = 0  # bytes staged so far of the chunked transaction (for stats)
 
     def apply(self, payload: bytes) -> None:
         try:
@@ -154,15 +155,19 @@ class StateMachine:
             log.error("the staged beginning of %s is gone; abandoning it", txn.gtid)
             self._abandon_chunk()
             return
+        if chunk.first:
+            self._chunk_bytes = 0
         if not self.state.chunk_skip:
             self.store.stage(
                 txn.data, fde=chunk.fde, gtid=txn.gtid, source_file=chunk.source_file, timestamp=txn.timestamp
             )
+            self._chunk_bytes += len(txn.data)
         if chunk.last:
-            if self.state.chunk_skip:
+            if self.state.chunk_skip or not self.store.commit_staged(source_end_pos=txn.source_end_pos):
                 self.stats.skipped_txns += 1
-            elif self.store.commit_staged(source_end_pos=txn.source_end_pos):
+            else:
                 self.stats.applied_txns += 1
+                self.stats.applied_bytes += self._chunk_bytes
             self.state.chunk_gtid = None
             self.state.chunk_skip = False
             self.store.publish()

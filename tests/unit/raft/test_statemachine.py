@@ -101,6 +101,7 @@ def test_plain_log_stores_every_transaction_in_order(tmp_path: Path, items: list
     assert stored_body(m) == body
     assert m.store.committed_gtids == committed
     assert m.stats.applied_txns == len(items)
+    assert m.stats.applied_bytes == len(body)
     assert m.stats.stale_entries == 0
     assert [s.source_file for s in m.store.segments()][-1] == "binlog.000003"
     assert len(m.store.segments()) > 5
