@@ -72,3 +72,17 @@ def test_adding_an_existing_name_with_another_address_is_a_conflict(cluster: Clu
             {"name": existing.name, "raft": "127.0.0.9:7100", "admin": "http://127.0.0.9:9595"},
         )
     assert getattr(info.value, "status", None) == 409
+
+
+def test_leader_transfer_returns_once_leadership_moved(cluster: Cluster) -> None:
+    leader = cluster.leader()
+    wait_until(
+        lambda: all(m["admin"] for m in leader.status()["members"]),
+        timeout=30,
+        what="every member announced in the directory",
+    )
+    target = next(m for m in cluster.members if m is not leader)
+    http("POST", f"{leader.admin}/leader/transfer", {"to": target.name})
+    # No waiting here: the call returns only after the move.
+    assert target.status()["role"] == "leader"
+    assert leader.status()["role"] == "follower"

@@ -23,6 +23,7 @@ import logging
 import os
 import pickle
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,9 +239,33 @@ class RaftMember:
         self._require_leader()
         self._call(f"removing {raft_address}", self._obj.removeNodeFromCluster, raft_address)
 
-    def transfer_leadership(self, to: str | None) -> None:
+    def transfer_leadership(self, to: str | None, timeout: float = 10.0) -> None:
+        """Moves leadership away and returns only once another member leads.
+
+        pysyncobj's TimeoutNow is best-effort and is refused while the target has not matched
+        the leader's last entry -- under a steady stream that can take a few tries -- so the
+        request is repeated until leadership moved or `timeout` passed.
+        """
         self._require_leader()
-        self._call("leader transfer", self._obj.transferLeadership, to)
+        deadline = time.monotonic() + timeout
+        last_error = "no attempt"
+        while time.monotonic() < deadline:
+            if not self.is_leader():
+                leader = self.leader()
+                if leader not in (None, self.options.address) and to in (None, leader):
+                    return
+            else:
+                try:
+                    self._call("leader transfer", self._obj.transferLeadership, to, timeout=2.0)
+                    last_error = "the target did not take over"
+                    # Give the election triggered by TimeoutNow time to finish before asking again.
+                    settle = time.monotonic() + 2 * self.options.election_timeout[1]
+                    while time.monotonic() < min(settle, deadline) and self.is_leader():
+                        time.sleep(0.05)
+                except RaftError as exc:
+                    last_error = exc.reason
+            time.sleep(0.1)
+        raise RaftError(f"leadership did not move within {timeout:.0f}s: {last_error}")
 
     def _require_leader(self) -> None:
         if not self.is_leader():
