@@ -16,8 +16,11 @@ from kingbus.devenv import mysql
 from kingbus.devenv.localcluster import Cluster, Member, wait_until
 from kingbus.devenv.workload import mixed_workload
 from tests.integration.stored import source_transactions, stored_transactions
+from tests.support import MySQLServerFactory
 
 pytestmark = [pytest.mark.mysql, pytest.mark.cluster]
+
+TRANSACTION_PAYLOAD = 40
 
 
 def assert_identical_to_source(cluster: Cluster, source: mysql.MySQLServer) -> None:
@@ -147,3 +150,36 @@ def test_follower_and_then_all_nodes_killed_and_restarted(
     cluster.wait_ready(timeout=60)
     cluster.wait_committed(mysql_source.gtid_executed(), timeout=120)
     assert_identical_to_source(cluster, mysql_source)
+
+
+def test_tagged_gtids_and_compressed_transactions_pass_through_unchanged(
+    cluster: Cluster, mysql_server: MySQLServerFactory
+) -> None:
+    source = mysql_server(extra_args=["--binlog-transaction-compression=ON"])
+    source.create_replication_user()
+    cluster.set_source("127.0.0.1", source.port)
+    with source.connect() as conn:
+        cur = conn.cursor()
+        cur.execute("CREATE DATABASE tagged")
+        cur.execute("CREATE TABLE tagged.t (id INT PRIMARY KEY, v TEXT)")
+        for i in range(20):
+            cur.execute("SET gtid_next = 'AUTOMATIC:batch_%s'" % ("a" if i % 2 else "b"))
+            cur.execute("INSERT INTO tagged.t VALUES (%s, REPEAT('x', 5000))", (i,))
+        cur.execute("SET gtid_next = 'AUTOMATIC'")
+        cur.execute("UPDATE tagged.t SET v = REPEAT('y', 5000)")
+    executed = source.gtid_executed()
+    assert ":batch_a:" in executed and ":batch_b:" in executed
+    cluster.wait_committed(executed, timeout=60)
+    expected = source_transactions(source.datadir)
+    compressed = [g for g, data in expected if TRANSACTION_PAYLOAD in _event_types(data)]
+    assert compressed, "the source wrote no Transaction_payload events"
+    for member in cluster.members:
+        assert stored_transactions(member) == expected, member.name
+
+
+def _event_types(data: bytes) -> list[int]:
+    types, pos = [], 0
+    while pos + 19 <= len(data):
+        types.append(data[pos + 4])
+        pos += int.from_bytes(data[pos + 9 : pos + 13], "little")
+    return types
