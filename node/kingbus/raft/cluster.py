@@ -81,6 +81,27 @@ class Manifest:
     committed_gtids: str
 
 
+class _KeptTailFilter(logging.Filter):
+    """pysyncobj logs CRITICAL "truncating already-applied log entries" whenever an
+    append_entries overlaps a follower's log -- in normal operation, several times a minute
+    under load.  Kingbus's journal does not truncate identical entries (see
+    kingbus.raft.journal), so the message describes something that does not happen; it is
+    kept, at DEBUG, with that explanation, instead of alarming operators.  A real cut at a
+    conflicting term is logged by the journal, at CRITICAL if it reaches a committed entry."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.CRITICAL and "truncating already-applied" in record.getMessage():
+            original = record.getMessage()
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            record.msg = "%s (the journal keeps identical entries and logs any real cut itself)"
+            record.args = (original,)
+            return logging.getLogger("pysyncobj.syncobj").isEnabledFor(logging.DEBUG)
+        return True
+
+
+logging.getLogger("pysyncobj.syncobj").addFilter(_KeptTailFilter())
+
+
 def _fail_text(code: int) -> str:
     names = {
         FAIL_REASON.QUEUE_FULL: "the Raft command queue is full",

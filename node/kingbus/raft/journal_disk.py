@@ -587,10 +587,14 @@ class DiskJournal:
         removed = len(self._offsets) - pos
         self.physical_truncations += 1
         self.truncated_entries += removed
-        log.info(
-            "journal %s: conflicting entry at index %d, truncating %d entries",
+        cut_at = self._first_idx + pos
+        # Raft never cuts a committed entry; if it happens, the cluster's state is in doubt.
+        log.log(
+            logging.CRITICAL if cut_at <= self._commit_index else logging.INFO,
+            "journal %s: conflicting entry at index %d (commit index %d), truncating %d entries",
             self.path,
-            self._first_idx + pos,
+            cut_at,
+            self._commit_index,
             removed,
         )
         self._generation += 1
