@@ -249,7 +249,11 @@ class BinlogStore:
         # Without a checkpoint entry the index is the only record of the source file.
         source_file = source_file or recorded_source
         if entries != scan.entries or recorded_source != source_file:
-            IndexWriter(idx_path, existing=scan.entries, source_file=source_file).close()
+            rebuilt = IndexWriter(idx_path, existing=scan.entries, source_file=source_file)
+            # A later checkpoint may list this segment as sealed, and then its index is no
+            # longer re-verified on open: the rebuilt index must be as durable as the data.
+            rebuilt.fsync()
+            rebuilt.close()
         return SegmentInfo(
             name=path.name,
             size=scan.good_end,
