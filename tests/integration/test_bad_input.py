@@ -12,6 +12,7 @@ from kingbus.devenv import mysql
 from kingbus.devenv.localcluster import ApiError, Cluster, http, wait_until
 from kingbus.devenv.workload import small_txn_load
 from tests.integration.stored import segment_paths, source_transactions, stored_transactions
+from tests.support import MySQLServerFactory
 
 pytestmark = [pytest.mark.cluster]
 
@@ -115,3 +116,20 @@ def test_a_corrupted_segment_tail_is_repaired_on_restart(
     cluster.wait_committed(mysql_source.gtid_executed(), timeout=60)
     assert stored_transactions(follower) == source_transactions(mysql_source.datadir)
     assert "cutting" in follower.log_path.read_text()
+
+
+@pytest.mark.mysql
+def test_a_source_without_gtids_is_refused_with_the_reason(
+    cluster: Cluster, mysql_server: MySQLServerFactory
+) -> None:
+    source = mysql_server(extra_args=["--gtid-mode=OFF", "--enforce-gtid-consistency=OFF"])
+    source.create_replication_user()
+    cluster.set_source("127.0.0.1", source.port)
+    leader = cluster.leader()
+    status = wait_until(
+        lambda: (s := leader.status())["source"]["state"] == "error" and s,
+        timeout=30,
+        what="the syncer to refuse the source",
+    )
+    assert "gtid_mode is OFF" in status["source"]["error"]
+    assert status["store"] == {"bytes": 0, "files": 0}

@@ -91,6 +91,7 @@ def test_mixed_workload_is_stored_byte_identical_on_every_node(
         load.join()
     cluster.wait_committed(mysql_source.gtid_executed(), timeout=120)
     assert_identical_to_source(cluster, mysql_source)
+    assert cluster.leader().status()["source"]["tls"], "the source offers TLS: the syncer must use it"
     sizes = [len(d) for _, d in source_transactions(mysql_source.datadir)]
     assert max(sizes) > 16 * 1024 * 1024, "the workload must include a transaction over 16 MiB"
 

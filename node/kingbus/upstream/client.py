@@ -43,6 +43,7 @@ class SourceFacts:
     gtid_executed: str
     gtid_purged: str
     semi_sync_available: bool
+    tls_cipher: str  # empty when the connection is not encrypted
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +115,14 @@ class SourceConnection:
             gtid_executed=self._scalar("SELECT @@GLOBAL.gtid_executed").replace("\n", ""),
             gtid_purged=self._scalar("SELECT @@GLOBAL.gtid_purged").replace("\n", ""),
             semi_sync_available=optional("SELECT @@GLOBAL.rpl_semi_sync_source_enabled") == "1",
+            tls_cipher=self._status("Ssl_cipher"),
         )
+
+    def _status(self, name: str) -> str:
+        with self._conn.cursor() as cur:
+            cur.execute("SHOW SESSION STATUS LIKE %s", (name,))
+            row = cur.fetchone()
+        return "" if row is None else str(row[1])
 
     def prepare(self, *, replica_uuid: str, heartbeat_seconds: float, semi_sync: bool) -> None:
         period_ns = int(heartbeat_seconds * 1e9)

@@ -97,6 +97,7 @@ class Syncer:
         self.state = "stopped"
         self.error = ""
         self.attempts = 0  # connections opened to the source, for status and metrics
+        self.tls_cipher = ""
         self._last_txn_ts = 0
         self._idle = True
         # Session state, shared between the reader and Raft callbacks.
@@ -135,6 +136,7 @@ class Syncer:
             "error": self.error,
             "lag_seconds": round(lag, 3),
             "attempts": self.attempts,
+            "tls": bool(self.tls_cipher),
         }
 
     def pipeline(self) -> dict[str, int]:
@@ -204,6 +206,7 @@ class Syncer:
             self._in_flight_bytes = 0
             self._failure = None
         facts = conn.facts()
+        self.tls_cipher = facts.tls_cipher
         _check_source(facts.gtid_mode, facts.binlog_format, facts.binlog_checksum)
         if facts.server_id == self._options.server_id:
             raise SourceRefused(
