@@ -30,6 +30,10 @@ from kingbus.raft import entries, transfer
 from kingbus.raft.cluster import NotLeaderError, RaftError, RaftMember, RaftOptions
 from kingbus.raft.secrets import SecretBox
 from kingbus.raft.statemachine import StateMachine
+from kingbus.server.accounts import load_accounts
+from kingbus.server.identity import load_or_create_server_uuid
+from kingbus.server.server import ReplicaServer
+from kingbus.server.tlsmaterial import server_material
 from kingbus.store.retention import RetentionPolicy, SegmentFacts, segments_to_purge
 from kingbus.store.store import BinlogStore
 from kingbus.upstream.syncer import Syncer, SyncerOptions, replica_uuid_for
@@ -62,6 +66,17 @@ class Node:
         self.secrets = SecretBox(self.raft_password)
         self.raft: RaftMember | None = None
         self.syncer: Syncer | None = None
+        tls, rsa_key = server_material(config.mysql.tls)
+        self.replica_server = ReplicaServer(
+            store=self.store,
+            bind=config.mysql.bind,
+            server_id=config.mysql.server_id,
+            server_uuid=load_or_create_server_uuid(self.data_dir),
+            accounts=load_accounts(config.mysql.users),
+            tls=tls,
+            rsa_key=rsa_key,
+        )
+        self._replica_bytes_seen = 0
         self._admin: AdminServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._catching_up = False
@@ -107,6 +122,7 @@ class Node:
             on_commit=self._on_syncer_commit,
         )
         self.syncer.start()
+        await self.replica_server.start()
         for coro in (
             self._announce_loop(),
             self._metrics_loop(),
@@ -119,6 +135,7 @@ class Node:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
+        await self.replica_server.stop()
         if self.syncer is not None:
             await asyncio.to_thread(self.syncer.stop)
         if self.raft is not None:
@@ -235,7 +252,7 @@ class Node:
             "purged_gtid_set": str(self.store.purged_gtids),
             "source": source,
             "store": {"bytes": self.store.total_bytes, "files": len(segments)},
-            "replicas": [],
+            "replicas": self.replica_server.replicas(),
             "catching_up": self._catching_up,
             "raft": {
                 "log_entries": int(raft.status().get("log_len", 0)),
@@ -440,6 +457,11 @@ class Node:
             if self.syncer is not None and self.syncer.attempts > attempts_seen:
                 self.metrics.source_reconnects.inc(self.syncer.attempts - attempts_seen)
                 attempts_seen = self.syncer.attempts
+            self.metrics.replicas_connected.set(len(self.replica_server.registry.sessions()))
+            sent = self.replica_server.registry.total_bytes_sent()
+            if sent > self._replica_bytes_seen:
+                self.metrics.replica_bytes_sent.inc(sent - self._replica_bytes_seen)
+                self._replica_bytes_seen = sent
 
     async def _retention_loop(self) -> None:
         policy = RetentionPolicy(
@@ -452,7 +474,9 @@ class Node:
                 SegmentFacts(s.name, s.size, s.sealed, _newest_timestamp(segments, i))
                 for i, s in enumerate(segments)
             ]
-            names = segments_to_purge(facts, policy, now=time.time(), oldest_needed=None)
+            names = segments_to_purge(
+                facts, policy, now=time.time(), oldest_needed=self.replica_server.oldest_needed()
+            )
             if names:
                 log.info("retention: purging %s", ", ".join(names))
                 await asyncio.to_thread(self.store.purge, names)
