@@ -51,6 +51,7 @@ from typing import Any
 
 import pymysql
 
+from bench import profiling
 from kingbus.binlog.gtids import GtidSet
 from kingbus.config import RaftConfig
 from kingbus.devenv import mysql
@@ -63,8 +64,18 @@ GiB = 1 << 30
 # the readers see (they read binlog files that are complete before the clock starts).
 SOURCE_ARGS = (*mysql.BENCH_SOURCE_ARGS, "--sync-binlog=0", "--innodb-flush-log-at-trx-commit=2")
 # Status polling: coarse enough not to load the members, fine enough to be ~1% of a phase.
-KINGBUS_POLL_SECONDS = 0.05
+KINGBUS_POLL_SECONDS = 0.05  # --poll
 REPLICA_POLL_SECONDS = 0.01
+
+
+@dataclasses.dataclass(frozen=True)
+class KingbusSettings:
+    """How the cluster is run and watched; only ``fsync="always"`` gives the benchmark's figures."""
+
+    timeout: float = 300.0  # seconds allowed for one measurement
+    poll: float = KINGBUS_POLL_SECONDS  # seconds between /status polls of each member
+    fsync: str = "always"  # raft.fsync of every member; "never" only to see what fsync costs
+    profile_dir: Path | None = None  # py-spy every member into this directory
 
 
 class Aborted(BaseException):
@@ -78,6 +89,8 @@ class Rate:
     transactions: int
     bytes: int
     seconds: float
+    # CPU seconds (user + system, all threads) each involved process used while the clock ran.
+    cpu: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def txn_per_s(self) -> float:
@@ -103,12 +116,20 @@ class NodeFigures:
     rss_after: int
     store_bytes: int
     committed_after: float  # seconds from PUT /source until this member had the target
+    # Journal entries this member received again although it already held them identically
+    # (the journal's "kept" count: a leader re-sending entries that were still in flight).
+    resent_entries: int
 
 
 @dataclasses.dataclass(frozen=True)
 class KingbusRun:
     rate: Rate
     nodes: list[NodeFigures]
+    leader: str
+    raft_entries: int  # commit_index growth on the leader: entries journalled (and fsynced) per member
+    pipeline: PipelineSamples
+    loopback_bytes: int  # sent over lo (machine-wide) while the clock ran
+    profiles: dict[str, Path]  # py-spy collapsed stacks per member, when profiled
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,8 +164,10 @@ def _raise_aborted(signum: int, _frame: FrameType | None) -> None:
 
 
 @contextlib.contextmanager
-def _started_cluster(base: Path) -> Iterator[Cluster]:
+def _started_cluster(base: Path, *, fsync: str) -> Iterator[Cluster]:
     cluster = Cluster(base, 3)
+    for member in cluster.members:
+        member.extra = {"raft": {"fsync": fsync}}
     _live_clusters.append(cluster)
     try:
         cluster.start()
@@ -183,6 +206,62 @@ def vm_rss(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` (all its threads) so far, from /proc/<pid>/stat."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    # The command name (field 2) may contain spaces; fields after its closing ')' are fixed.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all CPUs spent not idle (nor waiting for I/O) since boot, from /proc/stat."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds used by named processes between ``start()`` and ``stop()``, and by the rest.
+
+    The machine may be shared (other test runs): "others" is the whole machine's busy time
+    minus the named processes', so a noisy run can be recognised as such.
+    """
+
+    OTHERS = "others"
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self._before: dict[str, float] = {}
+        self._machine_before = 0.0
+
+    def start(self) -> None:
+        self._before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._machine_before = machine_busy_seconds()
+
+    def stop(self) -> dict[str, float]:
+        used = {name: cpu_seconds(pid) - self._before[name] for name, pid in self.pids.items()}
+        machine = machine_busy_seconds() - self._machine_before
+        used[self.OTHERS] = max(0.0, machine - sum(used.values()))
+        return used
+
+
+def loopback_bytes() -> int:
+    """Bytes sent over ``lo`` so far, machine-wide (/proc/net/dev); every hop here is loopback."""
+    for line in Path("/proc/net/dev").read_text().splitlines():
+        name, _, counters = line.partition(":")
+        if name.strip() == "lo":
+            return int(counters.split()[8])  # the ninth counter is transmitted bytes
+    raise RuntimeError("no lo interface in /proc/net/dev")
+
+
+def _server_pid(server: mysql.MySQLServer) -> int:
+    if server.pid is None:
+        raise RuntimeError(f"{server!r} is not running")
+    return server.pid
+
+
 def _member_pid(member: Member) -> int:
     if member.process is None or member.process.poll() is not None:
         raise RuntimeError(f"{member.name} is not running\n{member.log_tail()}")
@@ -204,29 +283,108 @@ def preload(
         yield PreloadedSource(server=server, target=target, binlog_bytes=binlog_bytes, load=load)
 
 
-def measure_kingbus(base: Path, source: PreloadedSource, *, timeout: float) -> KingbusRun:
-    """Wall time from PUT /source until all three members have committed the source's target."""
-    with _started_cluster(base) as cluster:
+@dataclasses.dataclass
+class PipelineSamples:
+    """The leader syncer's proposals waiting for commit, as seen at each status poll."""
+
+    in_flight: list[int] = dataclasses.field(default_factory=list)
+    in_flight_bytes: list[int] = dataclasses.field(default_factory=list)
+
+    def add(self, syncer: dict[str, Any]) -> None:
+        if "in_flight" in syncer:
+            self.in_flight.append(int(syncer["in_flight"]))
+            self.in_flight_bytes.append(int(syncer.get("in_flight_bytes", 0)))
+
+    def describe(self) -> str:
+        if not self.in_flight:
+            return "no samples"
+        n = len(self.in_flight)
+        full = max(self.in_flight)
+        return (
+            f"{n} samples: mean {sum(self.in_flight) / n:.1f} in flight (max seen {full}, "
+            f"at max {sum(1 for v in self.in_flight if v == full) / n:.0%}, empty "
+            f"{sum(1 for v in self.in_flight if v == 0) / n:.0%}), "
+            f"mean {sum(self.in_flight_bytes) / n / MiB:.1f} MiB in flight"
+        )
+
+
+def _wait_all_committed(
+    members: Sequence[Member],
+    target: GtidSet,
+    *,
+    leader: str,
+    started: float,
+    timeout: float,
+    poll: float,
+    pipeline: PipelineSamples,
+) -> dict[str, float]:
+    """Seconds since ``started`` at which each member's committed set became exactly ``target``."""
+    pending = {m.name: m for m in members}
+    finished: dict[str, float] = {}
+    deadline = started + timeout
+    while pending:
+        for name, member in list(pending.items()):
+            status = member.status()
+            if name == leader:
+                pipeline.add(status.get("syncer") or {})
+            committed = GtidSet.parse(str(status["committed_gtid_set"]))
+            if committed == target:
+                finished[name] = time.monotonic() - started
+                del pending[name]
+            elif not committed.issubset(target):
+                raise RuntimeError(f"{name} committed {committed}, beyond the source's {target}")
+        if time.monotonic() > deadline:
+            detail = "\n".join(f"{m.name}: {m.status()}\n{m.log_tail(15)}" for m in pending.values())
+            raise TimeoutError(f"Kingbus did not commit the target in {timeout:.0f} s:\n{detail}")
+        if pending:
+            time.sleep(poll)
+    return finished
+
+
+def _kept_entries(member: Member) -> int:
+    return int(((member.status().get("raft") or {}).get("journal") or {}).get("kept_entries", 0))
+
+
+def measure_kingbus(base: Path, source: PreloadedSource, settings: KingbusSettings) -> KingbusRun:
+    """Wall time from PUT /source until all three members have committed the source's target.
+
+    With ``settings.profile_dir``, every member is sampled by py-spy for the whole measurement
+    (which costs CPU on a small machine: use it to find where time goes, not for the figures).
+    """
+    profile_dir = settings.profile_dir
+    with _started_cluster(base, fsync=settings.fsync) as cluster, contextlib.ExitStack() as stack:
         members = cluster.members
+        leader_member = cluster.leader()
+        leader = leader_member.name
+        index_before = int(leader_member.status()["commit_index"])
+        kept_before = {m.name: _kept_entries(m) for m in members}
         rss_before = {m.name: vm_rss(_member_pid(m)) for m in members}
-        pending = {m.name: m for m in members}
-        finished: dict[str, float] = {}
+        profiles: dict[str, Path] = {}
+        if profile_dir is not None:
+            pids = {
+                f"{m.name}-{'leader' if m.name == leader else 'follower'}": _member_pid(m) for m in members
+            }
+            profiles = stack.enter_context(profiling.recording(pids, profile_dir))
+            time.sleep(1)  # py-spy attaches asynchronously; do not lose the start of the run
+        meter = CpuMeter({**{m.name: _member_pid(m) for m in members}, "source": _server_pid(source.server)})
+        meter.start()
+        lo_before = loopback_bytes()
         started = time.monotonic()
         cluster.set_source("127.0.0.1", source.server.port)
-        deadline = started + timeout
-        while pending:
-            for name, member in list(pending.items()):
-                committed = GtidSet.parse(str(member.status()["committed_gtid_set"]))
-                if committed == source.target:
-                    finished[name] = time.monotonic() - started
-                    del pending[name]
-                elif not committed.issubset(source.target):
-                    raise RuntimeError(f"{name} committed {committed}, beyond the source's {source.target}")
-            if time.monotonic() > deadline:
-                detail = "\n".join(f"{m.name}: {m.status()}\n{m.log_tail(15)}" for m in pending.values())
-                raise TimeoutError(f"Kingbus did not commit the target in {timeout:.0f} s:\n{detail}")
-            if pending:
-                time.sleep(KINGBUS_POLL_SECONDS)
+        pipeline = PipelineSamples()
+        finished = _wait_all_committed(
+            members,
+            source.target,
+            leader=leader,
+            started=started,
+            timeout=settings.timeout,
+            poll=settings.poll,
+            pipeline=pipeline,
+        )
+        cpu = meter.stop()
+        lo_sent = loopback_bytes() - lo_before
+        stack.close()
+        raft_entries = int(leader_member.status()["commit_index"]) - index_before
         seconds = max(finished.values())
         nodes = [
             NodeFigures(
@@ -235,11 +393,20 @@ def measure_kingbus(base: Path, source: PreloadedSource, *, timeout: float) -> K
                 rss_after=vm_rss(_member_pid(m)),
                 store_bytes=int(m.status()["store"]["bytes"]),
                 committed_after=finished[m.name],
+                resent_entries=_kept_entries(m) - kept_before[m.name],
             )
             for m in members
         ]
-    rate = Rate(transactions=source.target.count(), bytes=source.binlog_bytes, seconds=seconds)
-    return KingbusRun(rate=rate, nodes=nodes)
+    rate = Rate(transactions=source.target.count(), bytes=source.binlog_bytes, seconds=seconds, cpu=cpu)
+    return KingbusRun(
+        rate=rate,
+        nodes=nodes,
+        leader=leader,
+        raft_entries=raft_entries,
+        pipeline=pipeline,
+        loopback_bytes=lo_sent,
+        profiles=profiles,
+    )
 
 
 def measure_replica(
@@ -259,6 +426,8 @@ def measure_replica(
             cur = conn.cursor()
             if sync_relay_log:
                 cur.execute("SET GLOBAL sync_relay_log = 1")
+            meter = CpuMeter({"replica": _server_pid(replica), "source": _server_pid(source.server)})
+            meter.start()
             started = time.monotonic()
             cur.execute("START REPLICA IO_THREAD")
             deadline = started + timeout
@@ -270,6 +439,7 @@ def measure_replica(
                 row: dict[str, Any] = cur.fetchone() or {}
                 if row.get("done"):
                     seconds = time.monotonic() - started
+                    cpu = meter.stop()
                     break
                 if status.get("Replica_IO_Running") == "No" and status.get("Last_IO_Error"):
                     raise RuntimeError(f"replica IO thread stopped: {status.get('Last_IO_Error')}")
@@ -277,7 +447,7 @@ def measure_replica(
                     raise TimeoutError(f"replica did not receive the target in {timeout:.0f} s: {retrieved}")
                 time.sleep(REPLICA_POLL_SECONDS)
             cur.execute("STOP REPLICA IO_THREAD")
-    return Rate(transactions=source.target.count(), bytes=source.binlog_bytes, seconds=seconds)
+    return Rate(transactions=source.target.count(), bytes=source.binlog_bytes, seconds=seconds, cpu=cpu)
 
 
 def run_phase(
@@ -288,7 +458,7 @@ def run_phase(
     transactions: int,
     size: int,
     replicas: bool,
-    timeout: float,
+    settings: KingbusSettings,
     log: Callable[[str], None],
 ) -> PhaseResult:
     phase_dir = work / kind
@@ -301,8 +471,10 @@ def run_phase(
             f"[{kind}] source: {source.target.count()} GTIDs, {source.binlog_bytes / MiB:.1f} MiB of binlog "
             f"(preload {source.load.seconds:.1f} s)"
         )
-        log(f"[{kind}] kingbus: 3 nodes, fsync always")
-        kingbus = measure_kingbus(phase_dir / "cluster", source, timeout=timeout)
+        log(f"[{kind}] kingbus: 3 nodes, fsync {settings.fsync}")
+        if settings.profile_dir is not None:
+            settings = dataclasses.replace(settings, profile_dir=settings.profile_dir / kind)
+        kingbus = measure_kingbus(phase_dir / "cluster", source, settings)
         log(f"[{kind}] kingbus: {kingbus.rate.seconds:.2f} s")
         shutil.rmtree(phase_dir / "cluster", ignore_errors=True)
         default = synced = None
@@ -316,7 +488,7 @@ def run_phase(
                     source,
                     port=replica_port,
                     sync_relay_log=synced_flag,
-                    timeout=timeout,
+                    timeout=settings.timeout,
                 )
                 log(f"[{kind}] replica ({label}): {rate.seconds:.2f} s")
                 shutil.rmtree(phase_dir / f"replica-{label}", ignore_errors=True)
@@ -396,12 +568,54 @@ def format_report(results: Sequence[PhaseResult], facts: dict[str, str]) -> str:
     ]
     if goal:
         lines.append(f"  goal kb/replica >= 0.5 (with fsync vs without): {', '.join(goal)}")
+    lines += ["", f"CPU used while the clock ran (seconds; the machine has {os.cpu_count()} CPUs)"]
+    for r in results:
+        for label, rate in (
+            ("kingbus", r.kingbus.rate),
+            ("replica", r.replica_default),
+            ("sync=1", r.replica_synced),
+        ):
+            if rate is None:
+                continue
+            ours = sum(v for name, v in rate.cpu.items() if name != CpuMeter.OTHERS)
+            others = rate.cpu.get(CpuMeter.OTHERS, 0.0)
+            capacity = rate.seconds * (os.cpu_count() or 1)
+            per = "  ".join(
+                f"{name} {value:.2f}" for name, value in rate.cpu.items() if name != CpuMeter.OTHERS
+            )
+            lines.append(
+                f"  {r.kind:<6} {label:<8} {per}  | ours {ours:.2f} ({ours / capacity:.0%}) + "
+                f"other processes {others:.2f} ({others / capacity:.0%}) of {capacity:.2f}"
+            )
+    for r in results:
+        if r.kingbus.profiles:
+            lines += ["", f"Where the time goes ({r.kind}, py-spy; leader {r.kingbus.leader})"]
+            for name, path in sorted(r.kingbus.profiles.items()):
+                if path.exists():
+                    lines.append(profiling.format_summary(name, profiling.summarize_file(path)))
+                else:
+                    lines.append(f"  {name}: py-spy wrote no profile ({path})")
+    lines += ["", "Raft entries (each one journalled with an fdatasync on every member)"]
+    for r in results:
+        k = r.kingbus
+        lines.append(
+            f"  {r.kind:<6} {k.raft_entries:>8} entries  {k.raft_entries / k.rate.seconds:9,.0f} entries/s  "
+            f"{r.source.binlog_bytes / max(k.raft_entries, 1) / 1024:8.1f} KiB/entry  "
+            f"{r.source.target.count() / max(k.raft_entries, 1):8.2f} txn/entry"
+        )
+        lines.append(f"  {'':<6} leader pipeline: {k.pipeline.describe()}")
+        lines.append(
+            f"  {'':<6} loopback traffic: {k.loopback_bytes / MiB:.1f} MiB = "
+            f"{k.loopback_bytes / r.source.binlog_bytes:.2f} x the binlog (source->leader + leader->2 "
+            "followers is ~3 x; machine-wide counter, so other work on the machine adds to it)"
+        )
     lines += ["", "Kingbus members (RSS before PUT /source and after the last GTID was committed)"]
     for r in results:
         for n in r.kingbus.nodes:
             lines.append(
                 f"  {r.kind:<6} {n.name}: RSS {n.rss_before / MiB:7.1f} -> {n.rss_after / MiB:7.1f} MiB  "
-                f"store {n.store_bytes / MiB:9.1f} MiB  committed after {n.committed_after:7.2f} s"
+                f"store {n.store_bytes / MiB:9.1f} MiB  committed after {n.committed_after:7.2f} s  "
+                f"entries received again {n.resent_entries}"
             )
     return "\n".join(lines)
 
@@ -412,9 +626,11 @@ def machine_facts(args: argparse.Namespace, tree: mysql.MySQLTree) -> dict[str, 
         "nproc": str(os.cpu_count()),
         "memory": _meminfo_total(),
         "kernel": os.uname().release,
+        "load average at start": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
         "python": sys.version.split()[0],
         "mysql": tree.version,
-        "kingbus raft.fsync": "always (every member)",
+        "kingbus raft.fsync": f"{args.fsync} (every member)"
+        + ("" if args.fsync == "always" else "  <-- DIAGNOSTIC RUN, not the benchmark's figures"),
         "kingbus raft.entry_bytes": f"{defaults['entry_bytes']} (default)",
         "small transaction": f"1 row of {args.small_size} B",
         "large transaction": f"16 rows, {args.large_size} B in all",
@@ -454,6 +670,26 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=300, help="seconds allowed per measurement")
     parser.add_argument("--max-seconds", type=float, default=None, help="abort the whole run after this")
     parser.add_argument("--work-dir", type=Path, default=None, help="scratch directory (default: temp)")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="sample every member with py-spy during the Kingbus runs (raw stacks in DIR) and "
+        "print where the time goes; this slows the members down, so its figures are not the benchmark's",
+    )
+    parser.add_argument(
+        "--poll",
+        type=float,
+        default=KINGBUS_POLL_SECONDS,
+        help="seconds between /status polls of each member while Kingbus ingests (default %(default)s)",
+    )
+    parser.add_argument(
+        "--fsync",
+        choices=("always", "never"),
+        default="always",
+        help="raft.fsync of the members; 'never' is a diagnostic (what fsync costs), not the benchmark",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = parser.parse_args(argv)
     quick = args.quick
@@ -478,6 +714,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGALRM):
         signal.signal(signum, _raise_aborted)
+    # A shell starts background jobs with SIGINT ignored, and Python keeps it that way; Ctrl-C
+    # (or kill -INT) must still end the run and clean up.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.alarm(math.ceil(args.max_seconds))
     own_work = args.work_dir is None
     args.work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="kb-bench-"))
@@ -505,7 +744,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     transactions=count,
                     size=size,
                     replicas=not args.skip_replica,
-                    timeout=args.timeout,
+                    settings=KingbusSettings(
+                        timeout=args.timeout, poll=args.poll, fsync=args.fsync, profile_dir=args.profile
+                    ),
                     log=log,
                 )
             )
