@@ -10,6 +10,7 @@ handed to asyncio (``connect_accepted_socket``, with TLS when the client asked f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 from collections.abc import Iterable
@@ -83,7 +84,5 @@ class PacketConn:
 
     async def close(self) -> None:
         self.writer.close()
-        try:
+        with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
             await asyncio.wait_for(self.writer.wait_closed(), 2)
-        except (OSError, TimeoutError, ssl.SSLError):
-            pass

@@ -12,6 +12,7 @@ header sizes, and writes one packet per event, sequence ids continuing from 1 (p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
 import time
 
@@ -40,10 +41,8 @@ class CommitSignal:
 
     def notify_threadsafe(self) -> None:
         """Store listener: runs on the Raft apply thread."""
-        try:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
             self._loop.call_soon_threadsafe(self.notify)
-        except RuntimeError:
-            pass  # the loop is closed: nobody is waiting any more
 
     def notify(self) -> None:
         for waiter in self._waiters:

@@ -168,6 +168,31 @@ class BinlogEvent:
     event: bytes
 
 
+# The Event_type names mysqld prints; other types fall back to the codec's name.
+_MYSQL_TYPE_NAMES = {
+    events.EventType.FORMAT_DESCRIPTION: "Format_desc",
+    events.EventType.PREVIOUS_GTIDS: "Previous_gtids",
+    events.EventType.GTID: "Gtid",
+    events.EventType.GTID_TAGGED: "Gtid_tagged_log_event",
+    events.EventType.ANONYMOUS_GTID: "Anonymous_Gtid",
+    events.EventType.QUERY: "Query",
+    events.EventType.TABLE_MAP: "Table_map",
+    events.EventType.WRITE_ROWS: "Write_rows",
+    events.EventType.UPDATE_ROWS: "Update_rows",
+    events.EventType.DELETE_ROWS: "Delete_rows",
+    events.EventType.XID: "Xid",
+    events.EventType.ROTATE: "Rotate",
+    events.EventType.TRANSACTION_PAYLOAD: "Transaction_payload",
+}
+
+
+def event_type_name(type_code: int) -> str:
+    try:
+        return _MYSQL_TYPE_NAMES[events.EventType(type_code)]
+    except (ValueError, KeyError):
+        return events.type_name(type_code)
+
+
 def _info(event: bytes) -> str:
     header = events.EventHeader.parse(event)
     if header.event_type == events.EventType.ROTATE:
@@ -196,7 +221,7 @@ def binlog_events_result(found: Sequence[BinlogEvent], ctx: QueryContext) -> lis
             [
                 item.log_name,
                 item.pos,
-                events.type_name(header.event_type),
+                event_type_name(header.event_type),
                 header.server_id,
                 item.pos + header.event_size,
                 _info(item.event),

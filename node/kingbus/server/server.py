@@ -51,6 +51,7 @@ class ReplicaServer:
         tls: ssl.SSLContext,
         rsa_key: rsa.RSAPrivateKey,
         version: str = SERVER_VERSION,
+        fast_path: bool = True,
     ) -> None:
         self.store = store
         self.bind = bind
@@ -60,6 +61,11 @@ class ReplicaServer:
         self.tls = tls
         self.rsa_key = rsa_key
         self.version = version
+        # False mimics a MySQL source with a cold authentication cache: every client must do
+        # full authentication (TLS or RSA). Tests use it; nodes always keep the fast path.
+        self.fast_path = fast_path
+        self.auth_accepted = 0
+        self.auth_rejected = 0
         self.registry = Registry()
         self.port = 0
         self._signal: CommitSignal | None = None

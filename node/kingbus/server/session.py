@@ -119,6 +119,7 @@ class Session:
             tls=tls,
             server_capabilities=caps,
             rsa_key=server.rsa_key,
+            fast_path=server.fast_path,
         )
         step = authenticator.start(first)
         while True:
@@ -128,7 +129,9 @@ class Session:
             packet = await self.conn.read(expected_seq=next_seq)
             step = authenticator.receive(packet.payload)
         if isinstance(step.outcome, auth.Reject):
+            server.auth_rejected += 1
             return False
+        server.auth_accepted += 1
         self.user = step.outcome.user
         return True
 
