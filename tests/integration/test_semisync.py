@@ -8,6 +8,8 @@ already in the cluster's committed GTID set, and with the cluster down commits w
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 
 import pytest
@@ -99,3 +101,65 @@ def test_with_the_cluster_stopped_commits_wait(cluster: Cluster, semisync_source
         member.start()
     assert returned.wait(60), "the commit never returned after the cluster came back"
     cluster.wait_committed(semisync_source.gtid_executed(), timeout=60)
+
+
+def test_commits_keep_returning_across_leader_kills(
+    cluster: Cluster, semisync_source: mysql.MySQLServer
+) -> None:
+    """A leader killed between Raft's commit and its acknowledgement must not leave the
+    source waiting: the next leader acknowledges what the cluster already holds."""
+    cluster.set_source("127.0.0.1", semisync_source.port, semi_sync=True)
+    cluster.wait_committed(semisync_source.gtid_executed(), timeout=60)
+    done = threading.Event()
+    committed: list[int] = []
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            with semisync_source.connect() as conn:
+                conn.autocommit(True)
+                cur = conn.cursor()
+                i = 0
+                while not done.is_set():
+                    cur.execute("INSERT INTO semi.t VALUES (%s, 'k')", (10_000 + i,))
+                    committed.append(i)
+                    i += 1
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        for round_ in range(6):
+            before = len(committed)
+            wait_until(lambda before=before: len(committed) > before + 5, timeout=60, what="commits to flow")
+            victim = cluster.leader()
+            if round_ % 2:
+                victim.kill9()
+                cluster.leader(timeout=30)
+                victim.start()
+            else:
+                # Frozen, not dead: with commits streaming the leader almost always holds a
+                # transaction that its followers have but it has not acknowledged yet.
+                assert victim.process is not None
+                os.kill(victim.process.pid, signal.SIGSTOP)
+                try:
+                    wait_until(
+                        lambda victim=victim: cluster.leader(timeout=30) is not victim,
+                        timeout=30,
+                        what="a new leader while the old one is frozen",
+                    )
+                finally:
+                    os.kill(victim.process.pid, signal.SIGCONT)
+        before = len(committed)
+        wait_until(lambda: len(committed) > before + 5, timeout=60, what="commits to flow after the kills")
+    finally:
+        done.set()
+        thread.join(60)
+    assert not errors, errors
+    cluster.wait_committed(semisync_source.gtid_executed(), timeout=60)
+    no_tx = semisync_source.scalar(
+        "SELECT variable_value FROM performance_schema.global_status "
+        "WHERE variable_name = 'Rpl_semi_sync_source_no_tx'"
+    )
+    assert no_tx == "0", "the source fell back to asynchronous replication"

@@ -86,7 +86,7 @@ class SourceConnection:
             max_allowed_packet=1 << 30,
             program_name="kingbus",
         )
-        self._semi_sync = False
+        self.semi_sync = False
         self._write_lock = threading.Lock()
 
     def _scalar(self, sql: str) -> str:
@@ -135,7 +135,7 @@ class SourceConnection:
             cur.execute("SET @slave_uuid = %s, @replica_uuid = %s", (replica_uuid, replica_uuid))
             if semi_sync:
                 cur.execute("SET @rpl_semi_sync_replica = 1, @rpl_semi_sync_slave = 1")
-        self._semi_sync = semi_sync
+        self.semi_sync = semi_sync
 
     def register(self, *, server_id: int, report_host: str, report_port: int) -> None:
         payload = (
@@ -171,7 +171,7 @@ class SourceConnection:
             return None
         if data[0] != 0:
             raise SourceRefused(f"unexpected packet 0x{data[0]:02x} in the binlog stream")
-        if self._semi_sync and len(data) > 2 and data[1] == SEMI_SYNC_INDICATOR:
+        if self.semi_sync and len(data) > 2 and data[1] == SEMI_SYNC_INDICATOR:
             return DumpEvent(data[3:], bool(data[2] & SEMI_SYNC_ACK_REQUESTED))
         return DumpEvent(data[1:], False)
 

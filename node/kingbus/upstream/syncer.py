@@ -108,6 +108,7 @@ class Syncer:
         self._in_flight_bytes = 0
         self._failure: str | None = None
         self._ack_requests: dict[str, int] = {}
+        self._acked_position: dict[str, int] = {}
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -267,11 +268,33 @@ class Syncer:
                         self._idle = self._in_flight == 0 and not (
                             self._batcher and self._batcher.pending_bytes
                         )
+                    if conn.semi_sync and self._idle and not assembler.in_transaction:
+                        self._acknowledge_heartbeat(conn, item.data)
                     if not self._still_wanted(source, term):
                         raise _SessionEnded("leadership or configuration changed")
             with self._lock:
                 if self._failure is not None:
                     raise RaftError(self._failure)
+
+    def _acknowledge_heartbeat(self, conn: SourceConnection, event: bytes) -> None:
+        """Semi-sync: acknowledge the position of a heartbeat when everything before it is
+        committed here.
+
+        A source sends a heartbeat at the end of the transactions it skipped because this
+        cluster already has them, and when idle.  Acknowledging that position releases a
+        commit the source is still waiting for although a previous leader already committed
+        it through Raft (it crashed or lost leadership before acknowledging): the new
+        session asks from the committed set, so that transaction is never sent again, and
+        without this the source would wait for the whole semi-sync timeout.  The position is
+        in the source's current file, so it is never mistaken across a change of source.
+        """
+        beat = control_events.decode_heartbeat(event, checksum=True)
+        if beat.position > self._acked_position.get(beat.file, 0):
+            self._acked_position = {beat.file: beat.position}
+            try:
+                conn.acknowledge(beat.file, beat.position)
+            except OSError as exc:
+                log.warning("semi-sync acknowledgement failed: %s", exc)
 
     # ------------------------------------------------------------------ proposals
     def _note_ack(self, gtid: str, source_file: str, position: int) -> None:
