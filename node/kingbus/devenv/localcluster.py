@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from kingbus.devenv.mysql import die_with_parent
 
 RAFT_PASSWORD = "raft-secret-for-tests"
 ADMIN_TOKEN = "admin-token-for-tests"
@@ -142,12 +145,16 @@ class Member:
         log = open(self.log_path, "ab")
         env = dict(os.environ)
         env.pop("KINGBUS_NAME", None)
+        # A member must not outlive the test or demo that started it, even when that process
+        # is killed: PR_SET_PDEATHSIG follows the thread that forks, so only from the main one.
+        main_thread = threading.current_thread() is threading.main_thread()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "kingbus.cli.node", "--config", str(config)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
+            preexec_fn=die_with_parent if main_thread else None,
         )
         log.close()
 

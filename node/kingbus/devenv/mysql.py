@@ -340,7 +340,7 @@ atexit.register(_kill_live_servers)
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     # Runs in the child between fork and exec; the setting survives exec of the loader.
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -443,7 +443,7 @@ class MySQLServer:
             (self.datadir / "auto.cnf").unlink(missing_ok=True)
         if self.error_log.exists():
             self.error_log.replace(self.error_log.with_name("error.log.prev"))
-        preexec = _die_with_parent if threading.current_thread() is threading.main_thread() else None
+        preexec = die_with_parent if threading.current_thread() is threading.main_thread() else None
         with open(self.base_dir / "mysqld.out", "ab") as out:
             self._process = subprocess.Popen(
                 self.argv(),
