@@ -27,6 +27,11 @@ so the readers never compete with each other for the two CPUs or the disk. Every
 benchmark starts is killed on exit, on Ctrl-C, on SIGTERM and when the ``--max-seconds`` alarm
 fires (a ``BaseException`` so no library's ``except Exception`` can swallow it).
 
+Beside the figures the report carries what is needed to judge them: CPU per process and the
+rest of the machine's (``bench.procstats``), the Raft entries, the leader's pipeline, the entries
+followers received twice, and optionally py-spy profiles (``bench.profiling``). The values live
+in ``bench.results`` and are printed by ``bench.report``.
+
 Run through ``scripts/bench.sh`` (``--quick`` for a ~1 minute smoke run, ``--help`` for sizes).
 """
 
@@ -51,14 +56,16 @@ from typing import Any
 
 import pymysql
 
-from bench import profiling
+from bench import procstats, profiling
+from bench.procstats import CpuMeter, loopback_bytes, vm_rss
+from bench.report import format_report
+from bench.results import KingbusRun, MiB, NodeFigures, PhaseResult, PipelineSamples, PreloadedSource, Rate
 from kingbus.binlog.gtids import GtidSet
 from kingbus.config import RaftConfig
 from kingbus.devenv import mysql
 from kingbus.devenv.localcluster import Cluster, Member
 from kingbus.devenv.workload import LoadResult, large_txn_load, small_txn_load
 
-MiB = 1 << 20
 GiB = 1 << 30
 # Relaxed durability on the *source* only: it makes the preload ~3x faster and changes nothing
 # the readers see (they read binlog files that are complete before the clock starts).
@@ -80,65 +87,6 @@ class KingbusSettings:
 
 class Aborted(BaseException):
     """Raised from a signal handler (Ctrl-C is KeyboardInterrupt already) to unwind and clean up."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Rate:
-    """How long one reader took to ingest ``transactions`` GTIDs totalling ``bytes`` binlog bytes."""
-
-    transactions: int
-    bytes: int
-    seconds: float
-    # CPU seconds (user + system, all threads) each involved process used while the clock ran.
-    cpu: dict[str, float] = dataclasses.field(default_factory=dict)
-
-    @property
-    def txn_per_s(self) -> float:
-        return self.transactions / self.seconds
-
-    @property
-    def mb_per_s(self) -> float:
-        return self.bytes / MiB / self.seconds
-
-
-@dataclasses.dataclass(frozen=True)
-class PreloadedSource:
-    server: mysql.MySQLServer
-    target: GtidSet
-    binlog_bytes: int
-    load: LoadResult
-
-
-@dataclasses.dataclass(frozen=True)
-class NodeFigures:
-    name: str
-    rss_before: int
-    rss_after: int
-    store_bytes: int
-    committed_after: float  # seconds from PUT /source until this member had the target
-    # Journal entries this member received again although it already held them identically
-    # (the journal's "kept" count: a leader re-sending entries that were still in flight).
-    resent_entries: int
-
-
-@dataclasses.dataclass(frozen=True)
-class KingbusRun:
-    rate: Rate
-    nodes: list[NodeFigures]
-    leader: str
-    raft_entries: int  # commit_index growth on the leader: entries journalled (and fsynced) per member
-    pipeline: PipelineSamples
-    loopback_bytes: int  # sent over lo (machine-wide) while the clock ran
-    profiles: dict[str, Path]  # py-spy collapsed stacks per member, when profiled
-
-
-@dataclasses.dataclass(frozen=True)
-class PhaseResult:
-    kind: str
-    source: PreloadedSource
-    kingbus: KingbusRun
-    replica_default: Rate | None
-    replica_synced: Rate | None
 
 
 # --------------------------------------------------------------------------------------------
@@ -198,64 +146,6 @@ def _started_server(
 # Measurements
 
 
-def vm_rss(pid: int) -> int:
-    """Resident set size of ``pid`` in bytes, from /proc/<pid>/status."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` (all its threads) so far, from /proc/<pid>/stat."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    # The command name (field 2) may contain spaces; fields after its closing ')' are fixed.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    utime, stime = int(fields[11]), int(fields[12])
-    return (utime + stime) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds all CPUs spent not idle (nor waiting for I/O) since boot, from /proc/stat."""
-    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-class CpuMeter:
-    """CPU seconds used by named processes between ``start()`` and ``stop()``, and by the rest.
-
-    The machine may be shared (other test runs): "others" is the whole machine's busy time
-    minus the named processes', so a noisy run can be recognised as such.
-    """
-
-    OTHERS = "others"
-
-    def __init__(self, pids: dict[str, int]) -> None:
-        self.pids = pids
-        self._before: dict[str, float] = {}
-        self._machine_before = 0.0
-
-    def start(self) -> None:
-        self._before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
-        self._machine_before = machine_busy_seconds()
-
-    def stop(self) -> dict[str, float]:
-        used = {name: cpu_seconds(pid) - self._before[name] for name, pid in self.pids.items()}
-        machine = machine_busy_seconds() - self._machine_before
-        used[self.OTHERS] = max(0.0, machine - sum(used.values()))
-        return used
-
-
-def loopback_bytes() -> int:
-    """Bytes sent over ``lo`` so far, machine-wide (/proc/net/dev); every hop here is loopback."""
-    for line in Path("/proc/net/dev").read_text().splitlines():
-        name, _, counters = line.partition(":")
-        if name.strip() == "lo":
-            return int(counters.split()[8])  # the ninth counter is transmitted bytes
-    raise RuntimeError("no lo interface in /proc/net/dev")
-
-
 def _server_pid(server: mysql.MySQLServer) -> int:
     if server.pid is None:
         raise RuntimeError(f"{server!r} is not running")
@@ -281,31 +171,6 @@ def preload(
         target = GtidSet.parse(server.gtid_executed())
         binlog_bytes = sum(size for _, size in server.binlog_files())
         yield PreloadedSource(server=server, target=target, binlog_bytes=binlog_bytes, load=load)
-
-
-@dataclasses.dataclass
-class PipelineSamples:
-    """The leader syncer's proposals waiting for commit, as seen at each status poll."""
-
-    in_flight: list[int] = dataclasses.field(default_factory=list)
-    in_flight_bytes: list[int] = dataclasses.field(default_factory=list)
-
-    def add(self, syncer: dict[str, Any]) -> None:
-        if "in_flight" in syncer:
-            self.in_flight.append(int(syncer["in_flight"]))
-            self.in_flight_bytes.append(int(syncer.get("in_flight_bytes", 0)))
-
-    def describe(self) -> str:
-        if not self.in_flight:
-            return "no samples"
-        n = len(self.in_flight)
-        full = max(self.in_flight)
-        return (
-            f"{n} samples: mean {sum(self.in_flight) / n:.1f} in flight (max seen {full}, "
-            f"at max {sum(1 for v in self.in_flight if v == full) / n:.0%}, empty "
-            f"{sum(1 for v in self.in_flight if v == 0) / n:.0%}), "
-            f"mean {sum(self.in_flight_bytes) / n / MiB:.1f} MiB in flight"
-        )
 
 
 def _wait_all_committed(
@@ -516,115 +381,11 @@ def _free_ports(n: int) -> list[int]:
 # Report
 
 
-def _fmt_rate(rate: Rate | None) -> tuple[str, str]:
-    if rate is None:
-        return ("-", "-")
-    return (f"{rate.txn_per_s:,.0f}", f"{rate.mb_per_s:,.1f}")
-
-
-def _ratio(other_seconds: float, kingbus_seconds: float) -> str:
-    """Kingbus throughput over the other reader's: the inverse ratio of their wall times."""
-    return f"{other_seconds / kingbus_seconds:.2f}" if other_seconds else "-"
-
-
-def format_report(results: Sequence[PhaseResult], facts: dict[str, str]) -> str:
-    lines = ["", "Machine and settings"]
-    lines += [f"  {key:<28} {value}" for key, value in facts.items()]
-    lines += ["", "Phases (wall time from PUT /source or START REPLICA IO_THREAD to the last GTID)"]
-    for r in results:
-        lines.append(
-            f"  {r.kind:<6} {r.source.target.count():>8} GTIDs "
-            f"{r.source.binlog_bytes / MiB:>9.1f} MiB binlog  "
-            f"kingbus {r.kingbus.rate.seconds:7.2f} s"
-            + (f"  replica {r.replica_default.seconds:7.2f} s" if r.replica_default else "")
-            + (f"  replica(sync) {r.replica_synced.seconds:7.2f} s" if r.replica_synced else "")
-        )
-    header = (
-        f"  {'load':<6} | {'kingbus txn/s':>13} {'MB/s':>7} | {'replica txn/s':>13} {'MB/s':>7} | "
-        f"{'sync=1 txn/s':>13} {'MB/s':>7} | {'kb/replica':>10} {'kb/sync=1':>9}"
-    )
-    lines += [
-        "",
-        "Ingest throughput (MB = MiB of source binlog; both readers move the same GTIDs and bytes,",
-        "so one ratio serves txn/s and MB/s; kb/replica is against the replica's default settings)",
-        header,
-    ]
-    lines.append("  " + "-" * (len(header) - 2))
-    for r in results:
-        kb_txn, kb_mb = _fmt_rate(r.kingbus.rate)
-        rd_txn, rd_mb = _fmt_rate(r.replica_default)
-        rs_txn, rs_mb = _fmt_rate(r.replica_synced)
-        seconds = r.kingbus.rate.seconds
-        ratio = _ratio(r.replica_default.seconds if r.replica_default else 0, seconds)
-        ratio_sync = _ratio(r.replica_synced.seconds if r.replica_synced else 0, seconds)
-        lines.append(
-            f"  {r.kind:<6} | {kb_txn:>13} {kb_mb:>7} | {rd_txn:>13} {rd_mb:>7} | "
-            f"{rs_txn:>13} {rs_mb:>7} | {ratio:>10} {ratio_sync:>9}"
-        )
-    goal = [
-        f"{r.kind} {'met' if r.kingbus.rate.seconds <= 2 * r.replica_default.seconds else 'NOT met'}"
-        for r in results
-        if r.replica_default
-    ]
-    if goal:
-        lines.append(f"  goal kb/replica >= 0.5 (with fsync vs without): {', '.join(goal)}")
-    lines += ["", f"CPU used while the clock ran (seconds; the machine has {os.cpu_count()} CPUs)"]
-    for r in results:
-        for label, rate in (
-            ("kingbus", r.kingbus.rate),
-            ("replica", r.replica_default),
-            ("sync=1", r.replica_synced),
-        ):
-            if rate is None:
-                continue
-            ours = sum(v for name, v in rate.cpu.items() if name != CpuMeter.OTHERS)
-            others = rate.cpu.get(CpuMeter.OTHERS, 0.0)
-            capacity = rate.seconds * (os.cpu_count() or 1)
-            per = "  ".join(
-                f"{name} {value:.2f}" for name, value in rate.cpu.items() if name != CpuMeter.OTHERS
-            )
-            lines.append(
-                f"  {r.kind:<6} {label:<8} {per}  | ours {ours:.2f} ({ours / capacity:.0%}) + "
-                f"other processes {others:.2f} ({others / capacity:.0%}) of {capacity:.2f}"
-            )
-    for r in results:
-        if r.kingbus.profiles:
-            lines += ["", f"Where the time goes ({r.kind}, py-spy; leader {r.kingbus.leader})"]
-            for name, path in sorted(r.kingbus.profiles.items()):
-                if path.exists():
-                    lines.append(profiling.format_summary(name, profiling.summarize_file(path)))
-                else:
-                    lines.append(f"  {name}: py-spy wrote no profile ({path})")
-    lines += ["", "Raft entries (each one journalled with an fdatasync on every member)"]
-    for r in results:
-        k = r.kingbus
-        lines.append(
-            f"  {r.kind:<6} {k.raft_entries:>8} entries  {k.raft_entries / k.rate.seconds:9,.0f} entries/s  "
-            f"{r.source.binlog_bytes / max(k.raft_entries, 1) / 1024:8.1f} KiB/entry  "
-            f"{r.source.target.count() / max(k.raft_entries, 1):8.2f} txn/entry"
-        )
-        lines.append(f"  {'':<6} leader pipeline: {k.pipeline.describe()}")
-        lines.append(
-            f"  {'':<6} loopback traffic: {k.loopback_bytes / MiB:.1f} MiB = "
-            f"{k.loopback_bytes / r.source.binlog_bytes:.2f} x the binlog (source->leader + leader->2 "
-            "followers is ~3 x; machine-wide counter, so other work on the machine adds to it)"
-        )
-    lines += ["", "Kingbus members (RSS before PUT /source and after the last GTID was committed)"]
-    for r in results:
-        for n in r.kingbus.nodes:
-            lines.append(
-                f"  {r.kind:<6} {n.name}: RSS {n.rss_before / MiB:7.1f} -> {n.rss_after / MiB:7.1f} MiB  "
-                f"store {n.store_bytes / MiB:9.1f} MiB  committed after {n.committed_after:7.2f} s  "
-                f"entries received again {n.resent_entries}"
-            )
-    return "\n".join(lines)
-
-
 def machine_facts(args: argparse.Namespace, tree: mysql.MySQLTree) -> dict[str, str]:
     defaults = {f.name: f.default for f in dataclasses.fields(RaftConfig)}
     return {
         "nproc": str(os.cpu_count()),
-        "memory": _meminfo_total(),
+        "memory": procstats.meminfo_total(),
         "kernel": os.uname().release,
         "load average at start": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
         "python": sys.version.split()[0],
@@ -636,13 +397,6 @@ def machine_facts(args: argparse.Namespace, tree: mysql.MySQLTree) -> dict[str, 
         "large transaction": f"16 rows, {args.large_size} B in all",
         "work dir": str(args.work_dir),
     }
-
-
-def _meminfo_total() -> str:
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            return f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-    return "?"
 
 
 # --------------------------------------------------------------------------------------------
