@@ -27,7 +27,7 @@ from kingbus.server.accounts import Accounts
 from kingbus.server.dumper import CommitSignal
 from kingbus.server.queries import BinlogEvent
 from kingbus.server.registry import Registry
-from kingbus.server.session import SHOW_EVENTS_MAX, Session
+from kingbus.server.session import HANDSHAKE_TIMEOUT, SHOW_EVENTS_MAX, Session
 from kingbus.server.variables import SERVER_VERSION, ServerFacts
 from kingbus.store.store import BinlogStore, StoreError, segment_number
 
@@ -52,6 +52,7 @@ class ReplicaServer:
         rsa_key: rsa.RSAPrivateKey,
         version: str = SERVER_VERSION,
         fast_path: bool = True,
+        handshake_timeout: float = HANDSHAKE_TIMEOUT,
     ) -> None:
         self.store = store
         self.bind = bind
@@ -64,6 +65,7 @@ class ReplicaServer:
         # False mimics a MySQL source with a cold authentication cache: every client must do
         # full authentication (TLS or RSA). Tests use it; nodes always keep the fast path.
         self.fast_path = fast_path
+        self.handshake_timeout = handshake_timeout
         self.auth_accepted = 0
         self.auth_rejected = 0
         self.registry = Registry()
@@ -173,6 +175,11 @@ class ReplicaServer:
         return found
 
     # -- status ------------------------------------------------------------------------------
+    @property
+    def connections(self) -> int:
+        """Client connections currently open (sessions of any kind)."""
+        return len(self._sessions)
+
     def replicas(self) -> list[dict[str, Any]]:
         now = time.time()
         return [info.as_status(now) for info in self.registry.sessions()]

@@ -65,7 +65,7 @@ class Session:
 
     async def run(self) -> None:
         try:
-            async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+            async with asyncio.timeout(self.server.handshake_timeout):
                 accepted = await self._handshake()
             if accepted:
                 await self._commands()
@@ -104,7 +104,7 @@ class Session:
             self.sock,
             tls=server.tls if tls else None,
             max_payload=MAX_COMMAND_PAYLOAD,
-            handshake_timeout=HANDSHAKE_TIMEOUT,
+            handshake_timeout=server.handshake_timeout,
         )
         if isinstance(first, handshake.SslRequest):
             packet = await self.conn.read(expected_seq=packet.next_seq)
