@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from kingbus.devenv import mysql
-from kingbus.devenv.workload import mixed_workload
+from kingbus.devenv.workload import WorkloadCounts, mixed_workload
 
 DATABASE = "kb_workload"
 
@@ -16,6 +16,7 @@ class BackgroundWorkload:
     def __init__(self, source: mysql.MySQLServer, *, transactions: int, big_row_bytes: int = 0) -> None:
         self.stop = threading.Event()
         self.error: BaseException | None = None
+        self.counts: WorkloadCounts | None = None
         self._thread = threading.Thread(
             target=self._run, args=(source, transactions, big_row_bytes), daemon=True
         )
@@ -23,7 +24,7 @@ class BackgroundWorkload:
     def _run(self, source: mysql.MySQLServer, transactions: int, big_row_bytes: int) -> None:
         try:
             with source.connect() as conn:
-                mixed_workload(
+                self.counts = mixed_workload(
                     conn,
                     transactions=transactions,
                     seed=11,
@@ -47,9 +48,7 @@ class BackgroundWorkload:
 
 def table_checksums(server: mysql.MySQLServer) -> dict[str, int]:
     tables = [row[0] for row in server.query(f"SHOW TABLES FROM {DATABASE}")]
-    return {
-        table: int(server.query(f"CHECKSUM TABLE {DATABASE}.{table}")[0][1]) for table in sorted(tables)
-    }
+    return {table: int(server.query(f"CHECKSUM TABLE {DATABASE}.{table}")[0][1]) for table in sorted(tables)}
 
 
 def assert_replica_healthy(replica: mysql.MySQLServer) -> None:
