@@ -68,7 +68,8 @@ class Kube:
         if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
             config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
         else:
-            await config.load_kube_config(client_configuration=cfg)
+            # Explicitly: kubernetes_asyncio reads $KUBECONFIG only once, when it is imported.
+            await config.load_kube_config(config_file=os.environ.get("KUBECONFIG"), client_configuration=cfg)
         return cls(client.ApiClient(configuration=cfg))
 
     async def close(self) -> None:

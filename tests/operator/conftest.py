@@ -1,0 +1,71 @@
+"""The operator's control-plane tier: a real Kubernetes control plane, the operator running
+for real (kopf in-process through ``KopfRunner``), and fake Kingbus nodes at the node-client seam.
+
+* ``kube`` (session): etcd + kube-apiserver + controller-manager + scheduler + kwok with 3
+  fake nodes (``tests.support.kube``).  Missing binaries are *built* (``e2e/kube/build.sh``,
+  ~5 min cold), never skipped.  The node controller's grace period is shortened so a node
+  that stops renewing turns NotReady in seconds.
+* ``fake_nodes`` (session): :class:`FakeNodes`, reading pods from that API server.
+* ``operator`` (session): the CRD applied, then kopf running ``kingbus_operator.handlers``
+  across all namespaces with a 0.5 s resync; the node-client seam points at ``fake_nodes``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.operator.fake_nodes import FakeNodes, PodLookup
+from tests.support import kube as kube_support
+
+# Read by kingbus_operator.handlers at import: reconcile every half second in this tier.
+os.environ.setdefault("KINGBUS_OPERATOR_RESYNC_SECONDS", "0.5")
+
+REPO = Path(__file__).resolve().parents[2]
+CRD_FILE = REPO / "crds" / "kingbuscluster.yaml"
+
+
+@pytest.fixture(scope="session")
+def kube() -> Iterator[kube_support.ControlPlane]:
+    try:
+        kube_support.KubeBinaries.locate()
+    except kube_support.ControlPlaneError:
+        kube_support.build_binaries()
+    extra = {"kube-controller-manager": ["--node-monitor-grace-period=8s"]}
+    with kube_support.control_plane(nodes=3, extra_args=extra) as cp:
+        cp.kubectl("apply", "-f", str(CRD_FILE))
+        cp.kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd/kingbusclusters.kingbus.io")
+        yield cp
+
+
+@pytest.fixture(scope="session")
+def fake_nodes(kube: kube_support.ControlPlane) -> FakeNodes:
+    ca = kube.workdir / "apiserver-certs" / "apiserver.crt"
+    return FakeNodes(PodLookup(kube.server, kube.token, str(ca)))
+
+
+@pytest.fixture(scope="session")
+def operator(kube: kube_support.ControlPlane, fake_nodes: FakeNodes) -> Iterator[object]:
+    from kopf.testing import KopfRunner
+
+    from kingbus_operator import handlers
+
+    previous = os.environ.get("KUBECONFIG")
+    os.environ["KUBECONFIG"] = str(kube.kubeconfig)
+    handlers.SEAMS.node_client = fake_nodes.client
+    runner = KopfRunner(
+        ["run", "--standalone", "--all-namespaces", "-m", "kingbus_operator.handlers"], timeout=60
+    )
+    try:
+        with runner:
+            yield runner
+    finally:
+        if previous is None:
+            os.environ.pop("KUBECONFIG", None)
+        else:
+            os.environ["KUBECONFIG"] = previous
+    assert runner.exception is None, runner.output
+    assert "Traceback" not in runner.output, runner.output
