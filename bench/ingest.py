@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import collections
 import contextlib
 import dataclasses
 import math
@@ -206,6 +207,17 @@ def _wait_all_committed(
     return finished
 
 
+def _log_warnings(member: Member) -> collections.Counter[str]:
+    """WARNING and ERROR lines in the member's log, by message (the part after the logger name)."""
+    found: collections.Counter[str] = collections.Counter()
+    if member.log_path.exists():
+        for line in member.log_path.read_text(errors="replace").splitlines():
+            for level in (" WARNING ", " ERROR "):
+                if level in line:
+                    found[level.strip() + " " + line.split(level, 1)[1][:160]] += 1
+    return found
+
+
 def _kept_entries(member: Member) -> int:
     return int(((member.status().get("raft") or {}).get("journal") or {}).get("kept_entries", 0))
 
@@ -259,6 +271,7 @@ def measure_kingbus(base: Path, source: PreloadedSource, settings: KingbusSettin
                 store_bytes=int(m.status()["store"]["bytes"]),
                 committed_after=finished[m.name],
                 resent_entries=_kept_entries(m) - kept_before[m.name],
+                warnings=_log_warnings(m),
             )
             for m in members
         ]
@@ -325,6 +338,7 @@ def run_phase(
     replicas: bool,
     settings: KingbusSettings,
     log: Callable[[str], None],
+    keep: bool = False,
 ) -> PhaseResult:
     phase_dir = work / kind
     source_port, replica_port = _free_ports(2)
@@ -341,7 +355,7 @@ def run_phase(
             settings = dataclasses.replace(settings, profile_dir=settings.profile_dir / kind)
         kingbus = measure_kingbus(phase_dir / "cluster", source, settings)
         log(f"[{kind}] kingbus: {kingbus.rate.seconds:.2f} s")
-        shutil.rmtree(phase_dir / "cluster", ignore_errors=True)
+        _discard(phase_dir / "cluster", keep)
         default = synced = None
         if replicas:
             for synced_flag in (False, True):
@@ -356,14 +370,21 @@ def run_phase(
                     timeout=settings.timeout,
                 )
                 log(f"[{kind}] replica ({label}): {rate.seconds:.2f} s")
-                shutil.rmtree(phase_dir / f"replica-{label}", ignore_errors=True)
+                _discard(phase_dir / f"replica-{label}", keep)
                 if synced_flag:
                     synced = rate
                 else:
                     default = rate
         result = PhaseResult(kind, source, kingbus, default, synced)
-    shutil.rmtree(phase_dir, ignore_errors=True)
+    _discard(phase_dir, keep)
     return result
+
+
+def _discard(path: Path, keep: bool) -> None:
+    # Each phase's data (over 5 GiB in the full large phase) goes as soon as it is measured,
+    # unless asked to keep it (node logs, journals and stores for a post-mortem).
+    if not keep:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _free_ports(n: int) -> list[int]:
@@ -444,7 +465,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="always",
         help="raft.fsync of the members; 'never' is a diagnostic (what fsync costs), not the benchmark",
     )
-    parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the scratch directory and every phase's data and logs"
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     if args.small is None:
@@ -502,6 +525,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         timeout=args.timeout, poll=args.poll, fsync=args.fsync, profile_dir=args.profile
                     ),
                     log=log,
+                    keep=args.keep,
                 )
             )
         print(format_report(results, facts))

@@ -117,4 +117,6 @@ def format_report(results: Sequence[PhaseResult], facts: dict[str, str]) -> str:
                 f"store {n.store_bytes / MiB:9.1f} MiB  committed after {n.committed_after:7.2f} s  "
                 f"entries received again {n.resent_entries}"
             )
+            for message, count in n.warnings.most_common(3):
+                lines.append(f"  {'':<6}   {count:>6} x {message}")
     return "\n".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ class NodeFigures:
     # Journal entries this member received again although it already held them identically
     # (the journal's "kept" count: a leader re-sending entries that were still in flight).
     resent_entries: int
+    warnings: collections.Counter[str]  # WARNING/ERROR lines of the member's log, by message
 
 
 @dataclasses.dataclass(frozen=True)
