@@ -93,8 +93,7 @@ def test_authentication_matrix(
         if expected_error == 0:
             assert number == 0, (case, message)
             assert server.server.auth_accepted >= 1
-            (session,) = server.server.registry.sessions() or [None]
-            assert session is None or session.user == user
+            assert all(s.user == user for s in server.server.registry.sessions())
         else:
             assert number == expected_error, (case, number, message)
             if expected_error == 2061:

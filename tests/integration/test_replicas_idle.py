@@ -4,6 +4,7 @@ reconnects, and the heartbeats keep its Read_Source_Log_Pos equal to the node's 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pymysql
 import pytest
@@ -32,9 +33,9 @@ def test_idle_replica_stays_connected_with_consistent_positions(
     cluster.wait_committed(executed, timeout=60)
     replica.wait_replica_caught_up(executed, timeout=60)
 
-    def session() -> dict[str, object]:
+    def session() -> dict[str, Any]:
         (entry,) = [r for r in node.status()["replicas"] if r["server_id"] == 5101]
-        return entry
+        return dict(entry)
 
     before = session()
     time.sleep(3 * NET_TIMEOUT + 2)

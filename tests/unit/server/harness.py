@@ -87,8 +87,8 @@ class DumpClient:
             cursor.execute(sql)
 
     def _send(self, payload: bytes) -> None:
-        self.conn._write_bytes(struct.pack("<I", len(payload))[:3] + b"\x00" + payload)  # type: ignore[attr-defined]
-        self.conn._next_seq_id = 1  # type: ignore[attr-defined]
+        self.conn._write_bytes(struct.pack("<I", len(payload))[:3] + b"\x00" + payload)
+        self.conn._next_seq_id = 1
 
     def dump_gtid(self, gtids: GtidSet, *, server_id: int = 9001, flags: int = 0x02) -> None:
         command = commands.BinlogDumpGtid(commands.DumpFlag(flags), server_id, "", 4, gtids.encode())
@@ -100,7 +100,7 @@ class DumpClient:
 
     def next_event(self) -> bytes:
         """The next event; raises pymysql's error for an ERR packet, EOFError for EOF."""
-        packet = self.conn._read_packet()  # type: ignore[attr-defined]
+        packet = self.conn._read_packet()
         data: bytes = packet.get_all_data()
         if data[:1] == b"\xfe" and len(data) < 9:
             raise EOFError

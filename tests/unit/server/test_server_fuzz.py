@@ -130,7 +130,7 @@ def authenticated_socket(
     running: RunningServer,
 ) -> tuple[pymysql.connections.Connection[object], socket.socket]:
     conn = running.connect()
-    sock: socket.socket = conn._sock  # type: ignore[attr-defined]
+    sock: socket.socket = conn._sock
     return conn, sock
 
 

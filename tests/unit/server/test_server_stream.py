@@ -149,7 +149,7 @@ def test_new_commits_wake_the_dump_and_idle_heartbeats_keep_the_position(
     tracker.feed(beat)
     assert tracker.pos == store.segments()[0].size
     fill(store, stream, 1)
-    received = []
+    received: list[bytes] = []
     while len(received) < 4:
         event = client.next_event()
         tracker.feed(event)
@@ -171,7 +171,7 @@ def test_segment_switch_sends_real_rotate_then_fake_rotate_and_fde(tmp_path: Pat
         client = DumpClient(server.connect())
         client.dump_gtid(GtidSet(), flags=0x03)  # non-blocking: EOF at the end
         tracker = Tracker()
-        received = []
+        received: list[bytes] = []
         with pytest.raises(EOFError):
             while True:
                 event = client.next_event()
