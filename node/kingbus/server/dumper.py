@@ -24,7 +24,7 @@ from kingbus.protocol.errors import MySQLError
 from kingbus.server import dumpplan
 from kingbus.server.conn import PacketConn
 from kingbus.server.registry import ReplicaInfo
-from kingbus.store.store import BinlogStore, StoreError
+from kingbus.store.store import BinlogStore, SegmentInfo, StoreError
 
 READ_CHUNK = 1 << 20
 FLUSH_BYTES = 1 << 18
@@ -158,11 +158,18 @@ class DumpStream:
         except StoreError as exc:
             raise DumpEnded(dumpplan.dump_error(f"could not read binary log {self._name}: {exc}")) from None
 
-    async def _segment(self) -> dumpplan.SegmentView:
-        for segment in segment_views(self._store):
+    def _segment(self) -> SegmentInfo:
+        # SegmentInfo, not SegmentView: this runs at every wake-up of every stream, and the
+        # Previous_gtids text need not be parsed here.
+        for segment in self._store.segments():
             if segment.name == self._name:
                 return segment
         raise DumpEnded(dumpplan.dump_error(f"binary log {self._name} was purged while being read"))
+
+    def _following(self) -> str | None:
+        names = [s.name for s in self._store.segments()]
+        i = names.index(self._name) if self._name in names else -1
+        return names[i + 1] if 0 <= i < len(names) - 1 else None
 
     async def _start_segment(self) -> None:
         """Fake Rotate, then the segment's FDE (notes §2.4.2-3)."""
@@ -227,7 +234,7 @@ class DumpStream:
         while True:
             self._check_ended()
             self._wake.clear()
-            segment = await self._segment()
+            segment = self._segment()
             if fresh:
                 await self._start_segment()
                 fresh = False
@@ -236,9 +243,9 @@ class DumpStream:
                 await self._stream_to(segment.size)
                 continue
             if segment.sealed:
-                following = dumpplan.next_segment(segment_views(self._store), self._name)
+                following = self._following()
                 if following is not None:
-                    self._name, self._pos, fresh = following.name, dumpplan.FIRST_EVENT_POS, True
+                    self._name, self._pos, fresh = following, dumpplan.FIRST_EVENT_POS, True
                     continue
             await self._flush()
             self._info.caught_up = True
