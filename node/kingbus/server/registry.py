@@ -24,6 +24,8 @@ class ReplicaInfo:
     address: str
     user: str
     mode: str  # "gtid" or "file"
+    report_host: str = ""  # from COM_REGISTER_SLAVE (the replica's report_host/port)
+    report_port: int = 0
     gtid_set: str = ""
     file: str = ""
     position: int = 0
@@ -45,6 +47,8 @@ class ReplicaInfo:
             "uuid": self.uuid,
             "address": self.address,
             "user": self.user,
+            "report_host": self.report_host,
+            "report_port": self.report_port,
             "mode": self.mode,
             "gtid_set": self.gtid_set,
             "file": self.file,

@@ -189,7 +189,7 @@ class Session:
             capabilities=self.caps,
             logs=[queries.LogFile(s.name, s.size) for s in server.store.segments()],
             replicas=[
-                queries.ReplicaRow(r.server_id, r.address.rsplit(":", 1)[0], 0, r.uuid or "")
+                queries.ReplicaRow(r.server_id, r.report_host, r.report_port, r.uuid or "")
                 for r in server.registry.sessions()
             ],
         )
@@ -223,6 +223,8 @@ class Session:
             user=self.user,
             mode="gtid" if replica_gtids is not None else "file",
             gtid_set=str(replica_gtids) if replica_gtids is not None else "",
+            report_host=self.registered.host if self.registered else "",
+            report_port=self.registered.port if self.registered else 0,
         )
         dump = DumpStream(
             conn=conn,
