@@ -414,7 +414,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kingbus.io")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="kingbus.io")
     settings.peering.name = "kingbus-operator"
-    settings.posting.level = logging.INFO
+    # Events are posted explicitly, typed (see reconcile_once); log lines must not become
+    # Events too (kopf's default), or every logged step would be posted twice.
+    settings.posting.loggers = False
     memo["kube"] = await Kube.connect()
 
 

@@ -13,6 +13,7 @@ for real (kopf in-process through ``KopfRunner``), and fake Kingbus nodes at the
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,7 +38,17 @@ def kube() -> Iterator[kube_support.ControlPlane]:
     extra = {"kube-controller-manager": ["--node-monitor-grace-period=8s"]}
     with kube_support.control_plane(nodes=3, extra_args=extra) as cp:
         cp.kubectl("apply", "-f", str(CRD_FILE))
-        cp.kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd/kingbusclusters.kingbus.io")
+        # `kubectl wait` fails outright while the CRD has no conditions yet; poll instead.
+        deadline = time.monotonic() + 30
+        while True:
+            crd = cp.kubectl_json("get", "crd", "kingbusclusters.kingbus.io")
+            assert isinstance(crd, dict)
+            conditions = crd.get("status", {}).get("conditions") or []
+            if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
+                break
+            if time.monotonic() > deadline:
+                raise kube_support.ControlPlaneError(f"CRD not established: {conditions}")
+            time.sleep(0.2)
         yield cp
 
 

@@ -8,7 +8,9 @@ What it models, so that an unsafe operator fails the tests instead of passing th
 
 * A member *process* is up only while its pod exists and is Running in the real API server
   (read through :class:`PodLookup`), and the test has not killed it (:meth:`FakeNodes.kill`,
-  e.g. when its node is deleted).  A pod recreated under the same name is a *new* process.
+  e.g. when its node is deleted).  A pod recreated under the same name is a new process: it
+  is the same member again (restarted on its volume) unless the old one was killed, in which
+  case its data went with the node and it must be removed and re-added.
 * The Raft group of a cluster is founded by the pods whose ``KB_BOOTSTRAP_REPLICAS`` env (from
   the rendered StatefulSet) says they are founding members; the lowest running ordinal leads.
 * ``add_member`` refuses a process that is not up and a change that leaves no quorum; a new
@@ -161,7 +163,11 @@ class FakeNodes:
         cluster.leader = up[0]
 
     def _healthy(self, ns: str, cluster: FakeCluster, member: Member) -> bool:
-        return bool(member.process) and self._process(ns, cluster, member.name) == member.process
+        process = self._process(ns, cluster, member.name)
+        if process and process != member.process and member.name not in cluster.killed:
+            # The pod was restarted (rolling update) on its own volume: the same member is back.
+            member.process = process
+        return bool(member.process) and process == member.process
 
     def _elect(self, ns: str, cluster: FakeCluster) -> None:
         healthy = [m for m in cluster.members.values() if self._healthy(ns, cluster, m)]

@@ -17,6 +17,28 @@ from tests.support import REPL_PASSWORD, REPL_USER, MySQLServerFactory
 from tests.support.kube import ControlPlane, ControlPlaneError
 
 RESYNC = 0.5
+# Every Event reason the operator may post (decide's actions and refusals, report's problems).
+TYPED_REASONS = {
+    "ObjectsApplied",
+    "ScaledUp",
+    "ScaledDown",
+    "MemberAdded",
+    "MemberRemoved",
+    "LeaderTransferred",
+    "ClaimDeleted",
+    "PodForceDeleted",
+    "PodRestarted",
+    "SourceChanged",
+    "QuorumAtRisk",
+    "SourceDivergent",
+    "SourceUnreachable",
+    "SourceInvalid",
+    "NodeLost",
+    "NoLeader",
+    "NoMemberReachable",
+    "ActionFailed",
+    "InvalidSpec",
+}
 Obj = dict[str, Any]
 
 
@@ -245,6 +267,8 @@ def test_create_gives_all_objects_and_ready_status_then_reconcile_is_idempotent_
     assert token is not None
     assert not any(token["data"]["token"] in json.dumps(e) for e in space.events())
     assert "ObjectsApplied" in space.reasons()
+    assert set(space.reasons()) <= TYPED_REASONS
+    assert all(e["source"].get("component") == "kopf" for e in space.events())
 
     # Idempotence: passes over an unchanged cluster change nothing and post no Event.
     versions = {k: v["metadata"]["resourceVersion"] for k, v in _owned(space).items()}
@@ -297,6 +321,7 @@ def test_scale_3_to_5_to_3_changes_membership_in_safe_order(space: Namespace) ->
     )
     assert space.get("poddisruptionbudget", "kb")["spec"]["minAvailable"] == 2  # type: ignore[index]
     reasons = space.reasons()
+    assert set(reasons) <= TYPED_REASONS
     for reason in ("ScaledUp", "MemberAdded", "LeaderTransferred", "MemberRemoved", "ScaledDown"):
         assert reason in reasons
 
@@ -445,3 +470,63 @@ def test_node_loss_left_alone_with_policy_none(space: Namespace) -> None:
         assert space.reasons().count("NodeLost") == 1
     finally:
         _restore(space, node)
+
+
+# ------------------------------------------------------------------------- image change, pause
+
+
+def test_image_change_rolls_one_pod_at_a_time_leader_last(space: Namespace) -> None:
+    space.apply(cluster_doc())
+    space.wait_ready(3)
+    uids = {p["metadata"]["name"]: p["metadata"]["uid"] for p in space.items("pods")}
+    seen: list[tuple[str, ...]] = []  # pods not Ready (or missing) at each observation
+
+    space.apply(cluster_doc(image="kingbus.invalid/kingbus:2"))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        pods = {p["metadata"]["name"]: p for p in space.items("pods")}
+        down = tuple(
+            sorted(
+                n
+                for n in uids
+                if n not in pods
+                or pods[n]["metadata"].get("deletionTimestamp")
+                or not any(
+                    c["type"] == "Ready" and c["status"] == "True"
+                    for c in pods[n]["status"].get("conditions", [])
+                )
+            )
+        )
+        if down:
+            seen.append(down)
+        images = {p["spec"]["containers"][0]["image"] for p in pods.values()}
+        if images == {"kingbus.invalid/kingbus:2"} and len(pods) == 3 and not down:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"rollout did not finish; down sets seen: {seen}")
+    assert all(len(d) <= 1 for d in seen), seen  # never more than one member restarting
+    assert {p["metadata"]["name"]: p["metadata"]["uid"] for p in space.items("pods")}.keys() == uids.keys()
+    assert all(p["metadata"]["uid"] != uids[p["metadata"]["name"]] for p in space.items("pods"))
+    space.wait_ready(3)
+    fake = space.fake_cluster()
+    # The leader (kb-0) was restarted last, after handing leadership over.
+    assert [(c.op, c.name) for c in fake.calls] == [("transfer", "kb-1")]
+    restarted = [
+        e["message"]
+        for e in sorted(space.events(), key=lambda e: e["metadata"]["creationTimestamp"])
+        if e["reason"] == "PodRestarted"
+    ]
+    assert len(restarted) == 3 and "kb-0" in restarted[-1]
+
+
+def test_paused_cluster_is_left_alone(space: Namespace) -> None:
+    space.apply(cluster_doc())
+    space.wait_ready(3)
+    space.apply(cluster_doc(replicas=5, paused=True))
+    space.wait("Paused reported", lambda: space.condition("Ready").get("reason") == "Paused")
+    time.sleep(RESYNC * 6)
+    assert space.get("statefulset", "kb")["spec"]["replicas"] == 3  # type: ignore[index]
+    assert space.fake_cluster().calls == []
+    space.apply(cluster_doc(replicas=5, paused=False))
+    space.wait_ready(5)
