@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
+
+import pymysql
 
 from kingbus.devenv import mysql
 from kingbus.devenv.workload import WorkloadCounts, mixed_workload
@@ -57,3 +60,13 @@ def assert_replica_healthy(replica: mysql.MySQLServer) -> None:
     assert status.get("Last_SQL_Errno") == 0, status.get("Last_SQL_Error")
     assert status.get("Replica_IO_Running") == "Yes", status
     assert status.get("Replica_SQL_Running") == "Yes", status
+
+
+def node_query(host: str, port: int, statement: str) -> list[tuple[Any, ...]]:
+    """Rows of one statement run on a node's MySQL port as the configured user."""
+    with (
+        pymysql.connect(host=host, port=port, user="repl", password="replpass") as conn,
+        conn.cursor() as cursor,
+    ):
+        cursor.execute(statement)
+        return list(cursor.fetchall())
