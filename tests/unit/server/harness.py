@@ -39,7 +39,7 @@ class RunningServer:
             bind="127.0.0.1:0",
             server_id=SERVER_ID,
             server_uuid=SERVER_UUID,
-            accounts=Accounts.from_passwords(options.pop("passwords", PASSWORDS)),
+            accounts=options.pop("accounts", None) or Accounts.from_passwords(PASSWORDS),
             tls=tls,
             rsa_key=scrambles.generate_rsa_key(),
             **options,

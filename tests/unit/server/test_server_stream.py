@@ -18,6 +18,7 @@ import pytest
 
 from kingbus.binlog import control_events, events, format_description
 from kingbus.binlog.gtids import GtidSet
+from kingbus.server.accounts import Accounts, Privilege
 from kingbus.store.store import BinlogStore
 from tests.support.fabricate import SOURCE_UUID, SourceStream
 from tests.unit.server.harness import SERVER_ID, DumpClient, RunningServer, fill, make_store
@@ -323,3 +324,70 @@ def test_binary_log_statements(store: BinlogStore, running: RunningServer) -> No
         cursor.execute("SELECT 1")  # the session goes on after errors
         assert cursor.fetchone() == (1,)
         conn.ping()
+
+
+def test_a_replica_briefly_ahead_waits_for_the_commit(store: BinlogStore, running: RunningServer) -> None:
+    """A replica moved from a member that applied more is served once this member catches up."""
+    stream = SourceStream()
+    fill(store, stream, 2)
+    client = DumpClient(running.connect())
+    client.dump_gtid(gtids(f"{SOURCE_UUID}:1-3"), flags=0x02)
+    time.sleep(0.5)
+    fill(store, stream, 2)
+    received = [kind(e) for e in client.events(2 + 1 + 1 + 4)]
+    # Rotate, FDE, Previous_gtids, end-of-skip heartbeat, then transaction 4.
+    assert received[:4] == [ROTATE, FDE, PREVIOUS, HEARTBEAT_V2]
+    assert received[4] == events.EventType.GTID
+
+
+def test_server_id_zero_means_non_blocking(store: BinlogStore, running: RunningServer) -> None:
+    fill(store, SourceStream(), 1)
+    client = DumpClient(running.connect())
+    client.dump_gtid(GtidSet(), server_id=0, flags=0)
+    list(client.events(3 + 4))
+    with pytest.raises(EOFError):
+        client.next_event()
+
+
+def test_users_without_the_replication_privilege_cannot_dump(store: BinlogStore) -> None:
+    accounts = Accounts.from_passwords(
+        {"repl": "replpass", "reader": "pw"}, {"reader": [Privilege.REPLICATION_CLIENT]}
+    )
+    server = RunningServer(store, accounts=accounts)
+    try:
+        fill(store, SourceStream(), 1)
+        conn = server.connect(user="reader", password="pw")
+        with conn.cursor() as cursor:
+            cursor.execute("SHOW BINARY LOGS")  # allowed
+        client = DumpClient(conn)
+        client.dump_gtid(GtidSet())
+        with pytest.raises(pymysql.err.MySQLError) as caught:
+            client.next_event()
+        assert caught.value.args[0] == 1227
+        assert server.server.registry.sessions() == []
+    finally:
+        server.close()
+
+
+def test_long_skips_send_heartbeats_each_period(tmp_path: Path) -> None:
+    store = make_store(tmp_path / "binlog", segment_bytes=64 << 20)
+    stream = SourceStream()
+    fill(store, stream, 3000, payload=2000)
+    server = RunningServer(store)
+    try:
+        client = DumpClient(server.connect())
+        client.query("SET @source_heartbeat_period = 1000000")  # 1 ms: several during the skip
+        client.dump_gtid(gtids(f"{SOURCE_UUID}:1-2999"), flags=0x03)
+        tracker = Tracker()
+        kinds = []
+        with pytest.raises(EOFError):
+            while True:
+                event = client.next_event()
+                tracker.feed(event)
+                kinds.append(kind(event))
+        assert kinds.count(HEARTBEAT_V2) >= 2
+        assert kinds.count(events.EventType.GTID) == 1
+        assert tracker.pos == store.segments()[-1].size
+    finally:
+        server.close()
+        store.close()
