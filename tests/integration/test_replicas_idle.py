@@ -4,6 +4,7 @@ reconnects, and the heartbeats keep its Read_Source_Log_Pos equal to the node's 
 from __future__ import annotations
 
 import time
+import urllib.request
 from typing import Any
 
 import pymysql
@@ -51,6 +52,11 @@ def test_idle_replica_stays_connected_with_consistent_positions(
         cursor.execute("SHOW BINARY LOG STATUS")
         file, position = cursor.fetchone()[:2]
     assert (status["Source_Log_File"], status["Read_Source_Log_Pos"]) == (file, position)
+    # The node's metrics count the connected replica and the bytes it was sent.
+    metrics = urllib.request.urlopen(f"{node.admin}/metrics", timeout=10).read().decode()
+    assert "kingbus_replicas_connected 1.0" in metrics
+    sent = [line for line in metrics.splitlines() if line.startswith("kingbus_replica_bytes_sent_total ")]
+    assert sent and float(sent[0].split()[1]) >= position
     # And it still replicates what comes next.
     mysql_source.execute("CREATE TABLE kb_workload.after_idle (id INT PRIMARY KEY)")
     mysql_source.execute("INSERT INTO kb_workload.after_idle VALUES (1), (2)")
