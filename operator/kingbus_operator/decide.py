@@ -15,25 +15,29 @@ Priorities, first match wins:
    and which Raft does not see as healthy: with policy ``None`` -> :class:`Hold` (Degraded,
    left alone); with ``Recreate`` -> :class:`RemoveMember` (only if the others keep quorum,
    else :class:`Refuse`), then :class:`DeleteClaim` if its volume lives on that node, then
-   :class:`ForceDeletePod`; the StatefulSet recreates the pod elsewhere and step 5 re-adds it.
+   :class:`ForceDeletePod`; the StatefulSet recreates the pod elsewhere, with an empty volume,
+   and it joins again by itself (step 6).
 4. No reachable member or no leader -> :class:`Hold`.
-5. A running pod that is not a Raft member -> :class:`AddMember` (through the leader).
-6. A member still catching up (unhealthy or learner) -> :class:`Hold` before any other change.
-7. Scale up -> :class:`ScaleStatefulSet` by one.  Scale down, for the highest ordinal:
-   :class:`TransferLeadership` away if it leads, :class:`RemoveMember` if the rest keep quorum
-   (else :class:`Refuse`), then :class:`ScaleStatefulSet` down by one (the StatefulSet's claim
-   retention policy deletes the volume when the spec says so).
-8. Rolling image change (``OnDelete`` StatefulSet): one outdated pod at a time, leader last
+5. Scale down, for the highest ordinal (or a member beyond the StatefulSet left by an interrupted
+   scale-down): :class:`TransferLeadership` away if it leads, :class:`RemoveMember` if the rest
+   keep quorum (else :class:`Refuse`), then :class:`ScaleStatefulSet` down by one (the
+   StatefulSet's claim retention policy deletes the volume when the spec says so).
+6. A running pod that is not a member yet -> :class:`Hold`: a new member joins *by itself*
+   (``raft.join``: the node copies the data from its peers, then asks the leader to add it), so
+   it only becomes a voter once caught up.  The operator never adds members.
+7. A member still catching up (unhealthy or learner) -> :class:`Hold` before any other change.
+8. Scale up -> :class:`ScaleStatefulSet` by one, only while every member is healthy.
+9. Rolling image change (``OnDelete`` StatefulSet): one outdated pod at a time, leader last
    (leadership moves away first), only while every member is healthy -> :class:`DeletePod`.
-9. Source: when ``spec.source`` differs from what the leader streams from, the candidate's
+10. Source: when ``spec.source`` differs from what the leader streams from, the candidate's
    ``gtid_executed`` must contain the cluster's committed GTID set; if it does not (and
    ``allowDivergent`` is false) -> :class:`Refuse` naming the missing GTIDs; else
    :class:`SetSource`.
-10. Otherwise :class:`Idle`.
+11. Otherwise :class:`Idle`.
 
 Quorum arithmetic: a configuration of ``n`` voters needs ``n // 2 + 1`` healthy ones.  A removal
-is allowed only if the healthy members left are a quorum of the configuration left; an addition
-only if the healthy members plus the new one are a quorum of the configuration it makes.
+is allowed only if the healthy members left are a quorum of the configuration left; a new member
+is started only while every member is healthy.
 """
 
 from __future__ import annotations
@@ -80,13 +84,6 @@ class ApplyObjects(Action):
 @dataclass(frozen=True)
 class ScaleStatefulSet(Action):
     replicas: int = 0
-
-
-@dataclass(frozen=True)
-class AddMember(Action):
-    name: str = ""
-    raft: str = ""
-    admin: str = ""
 
 
 @dataclass(frozen=True)
@@ -229,27 +226,19 @@ def _removal_refused(raft: RaftFact, name: str, purpose: str) -> Refuse | None:
 
 
 def _membership(f: Facts, raft: RaftFact, current: int) -> Action | None:
-    cluster, ns = f.cluster, f.namespace
+    cluster = f.cluster
     members = raft.names
-    # Never re-add the member a scale-down is taking away (ordinals at or above spec.replicas).
-    for ordinal in range(min(current, f.spec.replicas)):
-        pod = f.pod(ordinal)
-        if pod is None or pod.name in members or not pod.running or pod.terminating:
-            continue
-        n = len(raft.members)
-        if _healthy(raft.members) + 1 < quorum(n + 1):
-            return Refuse(
-                "QuorumAtRisk",
-                f"refusing to add {pod.name}: with {_healthy(raft.members)} healthy of {n} members "
-                f"a configuration of {n + 1} would have no quorum",
-            )
-        return AddMember(
-            "MemberAdded",
-            f"adding {pod.name} to the Raft group through leader {raft.leader}",
-            name=pod.name,
-            raft=names.raft_address(cluster, ns, ordinal),
-            admin=names.admin_url(cluster, ns, ordinal),
-        )
+    # A started pod joins by itself (the node copies the data from its peers, then asks the
+    # leader to add it), so it becomes a voter only once it has caught up; the operator never
+    # adds members.  Pods a scale-down is taking away (ordinal >= spec.replicas) are not waited for.
+    joining = [
+        p.name
+        for p in f.pods
+        if p.ordinal < min(current, f.spec.replicas)
+        and p.running
+        and not p.terminating
+        and p.name not in members
+    ]
     catching_up = [m.name for m in raft.members if not m.healthy or m.role == "learner"]
     desired = f.spec.replicas
     # Members beyond the StatefulSet (an interrupted scale-down) go first, highest ordinal first.
@@ -284,6 +273,8 @@ def _membership(f: Facts, raft: RaftFact, current: int) -> Action | None:
                 f"{victim} left the Raft group; StatefulSet to {current - 1}",
                 replicas=current - 1,
             )
+    if joining:
+        return Hold("MemberJoining", f"waiting for {', '.join(joining)} to catch up and join the Raft group")
     if catching_up:
         return Hold("MemberCatchingUp", f"waiting for {', '.join(sorted(catching_up))} to catch up")
     if desired > current:

@@ -120,7 +120,8 @@ class Pass:
         now = SEAMS.clock()
         sts_doc = await self.kube.get("StatefulSet", ns, names.statefulset(cluster))
         sts_replicas = int(sts_doc["spec"]["replicas"]) if sts_doc else bootstrap
-        inp = render.RenderInput(self.owner(), spec, bootstrap, sts_replicas)
+        founded = bool((self.body.get("status") or {}).get("founded"))
+        inp = render.RenderInput(self.owner(), spec, bootstrap, sts_replicas, founded)
         missing: list[str] = []
         drifted: list[str] = []
         for secret_name in (names.raft_secret(cluster), names.admin_token_secret(cluster)):
@@ -296,7 +297,7 @@ class Pass:
             await self.kube.delete("Pod", ns, action.name, grace_seconds=0)
         elif isinstance(action, d.DeletePod):
             await self.kube.delete("Pod", ns, action.name)
-        elif isinstance(action, d.AddMember | d.RemoveMember | d.TransferLeadership | d.SetSource):
+        elif isinstance(action, d.RemoveMember | d.TransferLeadership | d.SetSource):
             await self._node_action(action, spec)
 
     async def _apply(self, action: d.ApplyObjects) -> None:
@@ -329,9 +330,7 @@ class Pass:
             raise nodeclient.NodeUnreachable("no leader admin URL known")
         client = _client_for(self.namespace, self.name, self.admin_token)
         leader = self.leader_admin
-        if isinstance(action, d.AddMember):
-            await client.add_member(leader, name=action.name, raft=action.raft, member_admin=action.admin)
-        elif isinstance(action, d.RemoveMember):
+        if isinstance(action, d.RemoveMember):
             await client.remove_member(leader, action.name)
         elif isinstance(action, d.TransferLeadership):
             await client.transfer_leader(leader, action.to)

@@ -62,11 +62,10 @@ class SourceRequest:
 
 
 class NodeClient(Protocol):
-    """Admin API calls the operator makes; ``admin`` is a member's base URL."""
+    """Admin API calls the operator makes; ``admin`` is a member's base URL.  There is no
+    ``add_member``: a new member adds itself once it has caught up (``raft.join``)."""
 
     async def status(self, admin: str) -> Mapping[str, Any]: ...
-
-    async def add_member(self, admin: str, *, name: str, raft: str, member_admin: str) -> None: ...
 
     async def remove_member(self, admin: str, name: str) -> None: ...
 
@@ -111,9 +110,6 @@ class HttpNodeClient:
         if not isinstance(doc, dict):
             raise NodeUnreachable(f"GET {admin}/status: not a JSON object")
         return doc
-
-    async def add_member(self, admin: str, *, name: str, raft: str, member_admin: str) -> None:
-        await self._call("POST", f"{admin}/members", {"name": name, "raft": raft, "admin": member_admin})
 
     async def remove_member(self, admin: str, name: str) -> None:
         await self._call("DELETE", f"{admin}/members/{name}")

@@ -12,8 +12,10 @@ deleted:
 * ``ConfigMap`` ``<c>-config``: ``kingbus.yaml`` (the static part of the node configuration) and
   ``start.sh``, which derives the per-member settings (name, Raft address, server id, initial
   peers or the join list) from the pod's hostname, then execs ``kingbus-node``.  Members with an
-  ordinal below ``bootstrap_replicas`` form the initial Raft configuration; later ones start
-  with ``raft.join`` and wait until the operator adds them through the leader.
+  ordinal below ``bootstrap_replicas`` found the Raft group; any other member, and a founding
+  one restarting on an empty volume once the group exists (key ``founded``), starts with
+  ``raft.join``: the node copies the data from its peers, then asks the leader to add it.  The
+  key lives in the ConfigMap, not in the pod template, so setting it restarts no pod.
 * ``Service`` ``<c>-peers`` (headless, publishes not-ready addresses so members resolve each
   other while they start), ``<c>`` (client, MySQL :3306 for replicas), ``<c>-admin`` (:9595).
 * ``PodDisruptionBudget`` ``<c>`` with ``minAvailable`` = the Raft quorum of the current member
@@ -59,6 +61,9 @@ class RenderInput:
     spec: crd.ClusterSpec
     bootstrap_replicas: int
     statefulset_replicas: int
+    # The founding members have formed the cluster: from now on a member starting on an empty
+    # volume (a new or recreated one) must join through the running cluster, never found one.
+    founded: bool = False
 
 
 def quorum(members: int) -> int:
@@ -136,19 +141,23 @@ export KINGBUS_RAFT_ADDRESS="$HOSTNAME.$KB_PEERS_DOMAIN:$KB_RAFT_PORT"
 export KINGBUS_ADMIN_ADVERTISE="http://$HOSTNAME.$KB_PEERS_DOMAIN:$KB_ADMIN_PORT"
 export KINGBUS_MYSQL_SERVER_ID=$((KB_SERVER_ID_BASE + ordinal))
 peers=""
-join=""
+join="$KB_ADMIN_SERVICE_URL"
 i=0
 while [ "$i" -lt "$KB_BOOTSTRAP_REPLICAS" ]; do
   if [ "$i" != "$ordinal" ]; then
     peers="$peers${peers:+,}$KB_CLUSTER-$i.$KB_PEERS_DOMAIN:$KB_RAFT_PORT"
+    join="$join,http://$KB_CLUSTER-$i.$KB_PEERS_DOMAIN:$KB_ADMIN_PORT"
   fi
-  join="$join${join:+,}http://$KB_CLUSTER-$i.$KB_PEERS_DOMAIN:$KB_ADMIN_PORT"
   i=$((i + 1))
 done
-if [ "$ordinal" -lt "$KB_BOOTSTRAP_REPLICAS" ]; then
+fresh=""
+if [ -f "$KB_CONFIG_DIR/founded" ] && [ -z "$(ls -A "$KB_DATA_DIR" 2>/dev/null)" ]; then fresh=1; fi
+if [ "$ordinal" -lt "$KB_BOOTSTRAP_REPLICAS" ] && [ -z "$fresh" ]; then
+  # A founding member, or a member restarting on its own data.
   export KINGBUS_RAFT_PEERS="$peers"
 else
-  # Not a founding member: wait to be added through the leader (the operator does it).
+  # A new member, or one whose volume was lost: copy the data from the running cluster, then
+  # ask the leader to be added (the node does both on its first start).
   export KINGBUS_RAFT_JOIN="$join"
 fi
 users=""
@@ -165,7 +174,11 @@ def config_map(inp: RenderInput) -> Obj:
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": _meta(inp, names.config_map(inp.owner.name)),
-        "data": {"kingbus.yaml": node_config(inp), "start.sh": START_SCRIPT},
+        "data": {
+            "kingbus.yaml": node_config(inp),
+            "start.sh": START_SCRIPT,
+            **({"founded": "true"} if inp.founded else {}),
+        },
     }
 
 
@@ -257,6 +270,8 @@ def _env(inp: RenderInput) -> list[Obj]:
         "KB_BOOTSTRAP_REPLICAS": str(inp.bootstrap_replicas),
         "KB_REPLICA_USERS_DIR": REPLICA_USERS_DIR,
         "KB_CONFIG_DIR": CONFIG_DIR,
+        "KB_DATA_DIR": DATA_DIR,
+        "KB_ADMIN_SERVICE_URL": f"http://{names.admin_service(cluster)}.{namespace}.svc:{names.ADMIN_PORT}",
     }
     return [{"name": k, "value": v} for k, v in values.items()]
 

@@ -76,6 +76,8 @@ def status(f: Facts, action: d.Action, *, previous: Mapping[str, Any], now_iso: 
         "selector": names.selector(f.cluster),
         "replicas": len(raft.members) if raft else (f.statefulset.replicas if f.statefulset else 0),
         "bootstrapReplicas": previous.get("bootstrapReplicas", f.spec.replicas),
+        # Once the founding members formed the group (the first converged pass), for good.
+        "founded": bool(previous.get("founded")) or isinstance(action, d.Idle),
         "leader": (raft.leader if raft else None) or "",
         "memberSummary": f"{sum(1 for m in raft.members if m.healthy) if raft else 0}/{f.spec.replicas}",
         "members": [

@@ -13,8 +13,9 @@ What it models, so that an unsafe operator fails the tests instead of passing th
   case its data went with the node and it must be removed and re-added.
 * The Raft group of a cluster is founded by the pods whose ``KB_BOOTSTRAP_REPLICAS`` env (from
   the rendered StatefulSet) says they are founding members; the lowest running ordinal leads.
-* ``add_member`` refuses a process that is not up and a change that leaves no quorum; a new
-  member reports ``learner`` on its first status read (catching up), then ``follower``.
+* A started member in join mode (as render's start.sh decides it) adds itself through the
+  leader, as the real node does after copying the data, unless that would leave no quorum; it
+  reports ``learner`` on its first status read, then ``follower``.  The operator never adds.
 * ``remove_member`` refuses the leader ("transfer leadership first") and any removal that
   leaves the healthy members short of a quorum; ``transfer_leader`` needs a healthy target.
 * Mutations must be sent to the leader's admin URL (the real node would forward; the operator
@@ -162,6 +163,37 @@ class FakeNodes:
             del ordinal
         cluster.leader = up[0]
 
+    def _joins(self, ns: str, cluster: FakeCluster) -> None:
+        """What a started kingbus-node in join mode does by itself: catch up, then ask the leader
+        to add it.  Join mode is decided as render's start.sh does: an ordinal beyond the founders,
+        or any member once the ConfigMap says the group is founded (its volume is new)."""
+        if cluster.leader is None or not cluster.members:
+            return
+        sts = self.pods.get(f"/apis/apps/v1/namespaces/{ns}/statefulsets/{cluster.name}")
+        config = self.pods.get(f"/api/v1/namespaces/{ns}/configmaps/{cluster.name}-config")
+        if sts is None or config is None:
+            return
+        env = {e["name"]: e["value"] for e in sts["spec"]["template"]["spec"]["containers"][0]["env"]}
+        founded = (config.get("data") or {}).get("founded") == "true"
+        for ordinal in range(int(sts["spec"]["replicas"])):
+            name = f"{cluster.name}-{ordinal}"
+            if name in cluster.members or not (founded or ordinal >= int(env["KB_BOOTSTRAP_REPLICAS"])):
+                continue
+            process = self._process(ns, cluster, name)
+            if process is None:
+                continue
+            healthy = sum(1 for m in cluster.members.values() if self._healthy(ns, cluster, m))
+            if healthy + 1 < (len(cluster.members) + 1) // 2 + 1:
+                continue  # the leader refuses: the new configuration would have no quorum
+            cluster.members[name] = Member(
+                name,
+                f"{name}.{cluster.name}-peers.{ns}.svc:7100",
+                f"http://{name}.{cluster.name}-peers.{ns}.svc:9595",
+                process,
+                joined=True,
+            )
+            self._record(ns, cluster, "add", name)
+
     def _healthy(self, ns: str, cluster: FakeCluster, member: Member) -> bool:
         process = self._process(ns, cluster, member.name)
         if process and process != member.process and member.name not in cluster.killed:
@@ -193,6 +225,7 @@ class FakeNodes:
                 raise nodeclient.NodeUnreachable(f"fake: {me} is not running")
             self._found(ns, cluster)
             self._elect(ns, cluster)
+            self._joins(ns, cluster)
             members = []
             for m in sorted(cluster.members.values(), key=lambda m: m.name):
                 healthy = self._healthy(ns, cluster, m)
@@ -245,20 +278,6 @@ class FakeNodes:
         replicas = self.pods.statefulset_replicas(ns, cluster.name)
         cluster.calls.append(Call(op, name, replicas, detail))
 
-    def add_member(self, url: str, token: str, name: str, raft: str, admin: str) -> None:
-        with self.lock:
-            ns, cluster = self._leader_call(url, token)
-            if name in cluster.members:
-                raise nodeclient.NodeRefused(409, f"{name} is already a member")
-            process = self._process(ns, cluster, name)
-            if process is None:
-                raise nodeclient.NodeUnreachable(f"fake: {name} is not running, cannot join")
-            healthy = sum(1 for m in cluster.members.values() if self._healthy(ns, cluster, m))
-            if healthy + 1 < (len(cluster.members) + 1) // 2 + 1:
-                raise nodeclient.NodeRefused(409, "adding would leave no quorum")
-            cluster.members[name] = Member(name, raft, admin, process, joined=True)
-            self._record(ns, cluster, "add", name, raft=raft, admin=admin)
-
     def remove_member(self, url: str, token: str, name: str) -> None:
         with self.lock:
             ns, cluster = self._leader_call(url, token)
@@ -302,9 +321,6 @@ class FakeNodeClient:
 
     async def status(self, admin: str) -> Mapping[str, Any]:
         return self.nodes.status(admin)
-
-    async def add_member(self, admin: str, *, name: str, raft: str, member_admin: str) -> None:
-        self.nodes.add_member(admin, self.token, name, raft, member_admin)
 
     async def remove_member(self, admin: str, name: str) -> None:
         self.nodes.remove_member(admin, self.token, name)

@@ -138,7 +138,15 @@ def test_node_config_has_no_secret_values() -> None:
     assert "password_file: /etc/kingbus/secrets/raft/password" in text
 
 
-def _run_start_script(tmp_path: Path, hostname: str, bootstrap: int, users: list[str]) -> dict[str, str]:
+def _run_start_script(
+    tmp_path: Path,
+    hostname: str,
+    bootstrap: int,
+    users: list[str],
+    *,
+    founded: bool = False,
+    data: bool = False,
+) -> dict[str, str]:
     """Run start.sh with a stand-in kingbus-node on PATH that prints its environment."""
     bindir = tmp_path / "bin"
     bindir.mkdir(exist_ok=True)
@@ -155,8 +163,19 @@ def _run_start_script(tmp_path: Path, hostname: str, bootstrap: int, users: list
         e["name"]: e["value"]
         for e in render.pod_template(inp(bootstrap=bootstrap))["spec"]["containers"][0]["env"]
     }
+    config_dir = tmp_path / "config"
+    config_dir.mkdir(exist_ok=True)
+    cm = render.config_map(render.RenderInput(OWNER, base_spec(), bootstrap, 3, founded))
+    for key, value in cm["data"].items():
+        (config_dir / key).write_text(value)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(exist_ok=True)
+    if data:
+        (data_dir / "members.json").write_text("[]")
     env.update(
         {
+            "KB_CONFIG_DIR": str(config_dir),
+            "KB_DATA_DIR": str(data_dir),
             "KB_REPLICA_USERS_DIR": str(users_dir),
             "HOSTNAME": hostname,
             "PATH": f"{bindir}:{os.environ['PATH']}",
@@ -175,13 +194,33 @@ def test_start_script_founding_member(tmp_path: Path) -> None:
     assert got["KINGBUS_RAFT_PEERS"] == "kb-0.kb-peers.ns.svc:7100,kb-2.kb-peers.ns.svc:7100"
     assert "KINGBUS_RAFT_JOIN" not in got
     assert got["KINGBUS_MYSQL_USERS"] == f"cdc:{tmp_path}/users/cdc,repl:{tmp_path}/users/repl"
-    assert got["ARGS"] == "--config /etc/kingbus/config/kingbus.yaml"
+    assert got["ARGS"] == f"--config {tmp_path}/config/kingbus.yaml"
 
 
 def test_start_script_joining_member(tmp_path: Path) -> None:
     got = _run_start_script(tmp_path, "kb-4", 3, [])
     assert "KINGBUS_RAFT_PEERS" not in got and "KINGBUS_MYSQL_USERS" not in got
-    assert got["KINGBUS_RAFT_JOIN"] == ",".join(f"http://kb-{i}.kb-peers.ns.svc:9595" for i in range(3))
+    seeds = ["http://kb-admin.ns.svc:9595"] + [f"http://kb-{i}.kb-peers.ns.svc:9595" for i in range(3)]
+    assert got["KINGBUS_RAFT_JOIN"] == ",".join(seeds)
+
+
+@pytest.mark.parametrize(
+    ("founded", "data", "mode"),
+    [(False, False, "peers"), (False, True, "peers"), (True, True, "peers"), (True, False, "join")],
+)
+def test_start_script_founder_joins_only_on_an_empty_volume_after_founding(
+    tmp_path: Path, founded: bool, data: bool, mode: str
+) -> None:
+    got = _run_start_script(tmp_path, "kb-2", 3, [], founded=founded, data=data)
+    assert ("KINGBUS_RAFT_PEERS" in got) == (mode == "peers")
+    assert ("KINGBUS_RAFT_JOIN" in got) == (mode == "join")
+
+
+def test_founded_is_a_config_map_key_not_a_pod_template_change() -> None:
+    before, after = (render.RenderInput(OWNER, base_spec(), 3, 3, founded) for founded in (False, True))
+    assert render.statefulset(before) == render.statefulset(after)
+    assert "founded" not in render.config_map(before)["data"]
+    assert render.config_map(after)["data"]["founded"] == "true"
 
 
 def test_patch_for_ignores_server_defaults_and_managed_replicas() -> None:
