@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Creates (or refreshes) the project virtualenv outside the repository and installs Kingbus
-# with its pinned development and operator dependencies. Idempotent and quick when cached.
+# Creates (or refreshes) this checkout's virtualenv outside the repository and installs
+# Kingbus with its pinned development and operator dependencies. Idempotent; quick when the
+# pip cache is warm.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 mkdir -p "$KINGBUS_CACHE"
