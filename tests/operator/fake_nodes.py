@@ -101,6 +101,9 @@ class FakeCluster:
     source: dict[str, Any] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
     killed: dict[str, str] = field(default_factory=dict)  # member -> pod uid whose process died
+    # Pod uids whose process has been a member: a node joins once, on its first start; after a
+    # removal it stays out (it does not rejoin by itself).
+    joined_processes: set[str] = field(default_factory=set)
 
 
 class FakeNodes:
@@ -153,14 +156,13 @@ class FakeNodes:
         if len(up) < len(founders) // 2 + 1:
             return  # no quorum of founders yet: no cluster
         for m in founders:
-            ordinal = int(m.rsplit("-", 1)[1])
+            cluster.joined_processes.add(processes[m] or "")
             cluster.members[m] = Member(
                 m,
                 f"{m}.{cluster.name}-peers.{ns}.svc:7100",
                 f"http://{m}.{cluster.name}-peers.{ns}.svc:9595",
                 processes[m] or "",
             )
-            del ordinal
         cluster.leader = up[0]
 
     def _joins(self, ns: str, cluster: FakeCluster) -> None:
@@ -180,7 +182,7 @@ class FakeNodes:
             if name in cluster.members or not (founded or ordinal >= int(env["KB_BOOTSTRAP_REPLICAS"])):
                 continue
             process = self._process(ns, cluster, name)
-            if process is None:
+            if process is None or process in cluster.joined_processes:
                 continue
             healthy = sum(1 for m in cluster.members.values() if self._healthy(ns, cluster, m))
             if healthy + 1 < (len(cluster.members) + 1) // 2 + 1:
@@ -192,6 +194,7 @@ class FakeNodes:
                 process,
                 joined=True,
             )
+            cluster.joined_processes.add(process)
             self._record(ns, cluster, "add", name)
 
     def _healthy(self, ns: str, cluster: FakeCluster, member: Member) -> bool:
@@ -199,6 +202,7 @@ class FakeNodes:
         if process and process != member.process and member.name not in cluster.killed:
             # The pod was restarted (rolling update) on its own volume: the same member is back.
             member.process = process
+            cluster.joined_processes.add(process)
         return bool(member.process) and process == member.process
 
     def _elect(self, ns: str, cluster: FakeCluster) -> None:
