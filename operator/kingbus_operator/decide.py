@@ -46,7 +46,7 @@ from dataclasses import dataclass
 
 from kingbus.binlog.gtids import GtidSet
 from kingbus_operator import names
-from kingbus_operator.facts import Facts, MemberFact, PodFact, RaftFact
+from kingbus_operator.facts import DesiredSource, Facts, MemberFact, PodFact, RaftFact, SourceFact
 from kingbus_operator.render import quorum
 
 
@@ -326,6 +326,15 @@ def _rolling(f: Facts, raft: RaftFact) -> Action | None:
 # ---- source
 
 
+def source_differs(have: SourceFact, want: DesiredSource) -> bool:
+    """True when the leader streams from somewhere else than ``spec.source`` says.
+
+    The node's /status may not report the user (DESIGN's source document has host and port
+    only); a change of user alone is then not seen.
+    """
+    return (have.host, have.port) != (want.host, want.port) or have.user not in (None, want.user)
+
+
 def _source(f: Facts, raft: RaftFact) -> Action | None:
     if f.source_problem:
         return Hold("SourceInvalid", f.source_problem, degraded=True)
@@ -333,7 +342,7 @@ def _source(f: Facts, raft: RaftFact) -> Action | None:
     if want is None:
         return None
     have = raft.source
-    if (have.host, have.port, have.user) == (want.host, want.port, want.user):
+    if not source_differs(have, want):
         return None
     probe = f.source_probe
     where = f"{want.host}:{want.port}"

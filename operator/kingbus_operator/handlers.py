@@ -150,16 +150,7 @@ class Pass:
         raft = await self._raft(pods, sts_replicas)
         desired, problem = await self._desired_source(spec)
         probe = None
-        if (
-            desired
-            and raft
-            and (raft.source.host, raft.source.port, raft.source.user)
-            != (
-                desired.host,
-                desired.port,
-                desired.user,
-            )
-        ):
+        if desired and raft and d.source_differs(raft.source, desired):
             probe = await SEAMS.source_prober.probe(
                 host=desired.host, port=desired.port, user=desired.user, password=self.source_password or ""
             )
@@ -376,9 +367,10 @@ def _raft_fact(doc: Mapping[str, Any]) -> RaftFact:
         ),
         committed_gtid_set=str(doc.get("committed_gtid_set") or ""),
         source=SourceFact(
-            host=src.get("host"),
-            port=src.get("port"),
-            user=src.get("user"),
+            # An unset source is reported as host "" and port 0.
+            host=src.get("host") or None,
+            port=src.get("port") or None,
+            user=src.get("user") or None,
             state=str(src.get("state") or "stopped"),
             error=src.get("error"),
             lag_seconds=src.get("lag_seconds"),
@@ -413,6 +405,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kingbus.io")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="kingbus.io")
     settings.peering.name = "kingbus-operator"
+    # Serve the resources present at start (the chart installs the CRD first) instead of
+    # watching CRDs and namespaces: keeps the RBAC to what the reconcile itself needs.
+    settings.scanning.disabled = True
     # Events are posted explicitly, typed (see reconcile_once); log lines must not become
     # Events too (kopf's default), or every logged step would be posted twice.
     settings.posting.loggers = False

@@ -76,3 +76,8 @@ def test_crd_file_names_match_the_code() -> None:
         "Lag",
         "Age",
     ]
+
+
+def test_chart_ships_the_same_crd() -> None:
+    chart_copy = CRD_FILE.parents[1] / "charts" / "kingbus-operator" / "crds" / "kingbuscluster.yaml"
+    assert chart_copy.read_text() == CRD_FILE.read_text()

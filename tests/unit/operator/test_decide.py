@@ -298,6 +298,27 @@ CASES: list[tuple[str, World, type[d.Action], dict[str, Any], str]] = [
         "",
     ),
     (
+        "source-unchanged-user-not-reported",
+        world().with_(
+            source=SourceFact(host="a.example", port=3306, state="streaming"),
+            desired_source=DesiredSource("a.example", 3306, "repl"),
+        ),
+        d.Idle,
+        {},
+        "",
+    ),
+    (
+        "source-user-changed",
+        world().with_(
+            source=SRC_A,
+            desired_source=DesiredSource("a.example", 3306, "other"),
+            probe=SourceProbe("a.example", 3306, gtid_executed=""),
+        ),
+        d.SetSource,
+        {"host": "a.example"},
+        "a.example",
+    ),
+    (
         "source-first-set",
         world().with_(desired_source=WANT_B, probe=SourceProbe("b.example", 3306, gtid_executed="")),
         d.SetSource,
