@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import calendar
+import dataclasses
 import logging
 import os
 import secrets
@@ -253,7 +254,7 @@ class Pass:
                 leader_ordinal = names.ordinal(self.name, str(leader))
                 if leader_ordinal is not None:
                     self.leader_admin = names.admin_url(self.name, self.namespace, leader_ordinal)
-        return _raft_fact(doc)
+        return _named_by_pod(_raft_fact(doc), self.name, self.namespace, sts_replicas, len(pods))
 
     async def _desired_source(self, spec: crd.ClusterSpec) -> tuple[DesiredSource | None, str | None]:
         src = spec.source
@@ -354,6 +355,23 @@ def _node_locality(pv: Mapping[str, Any] | None) -> tuple[bool, str | None]:
                 return True, str(expr["values"][0])
     # hostPath and local volumes are a directory on whichever node the pod ran on.
     return ("hostPath" in spec or "local" in spec), None
+
+
+def _named_by_pod(fact: RaftFact, cluster: str, namespace: str, sts_replicas: int, pods: int) -> RaftFact:
+    """Founding members know each other by Raft address until names are exchanged; name such a
+    member after the pod whose stable Raft address it has, so decide can match it to its pod."""
+    by_address = {
+        names.raft_address(cluster, namespace, i): names.member(cluster, i)
+        for i in range(max(sts_replicas, pods))
+    }
+    renamed = tuple(
+        MemberFact(by_address.get(m.name, m.name), m.role, m.healthy)
+        if names.ordinal(cluster, m.name) is None
+        else m
+        for m in fact.members
+    )
+    leader = by_address.get(fact.leader, fact.leader) if fact.leader else None
+    return dataclasses.replace(fact, members=renamed, leader=leader)
 
 
 def _raft_fact(doc: Mapping[str, Any]) -> RaftFact:

@@ -57,3 +57,21 @@ def test_transition_times_kept_while_status_unchanged() -> None:
     third = report.status(moved, d.decide(moved), previous=first, now_iso="T3")
     c = _conds(third)
     assert c["Ready"]["lastTransitionTime"] == "T3" and c["Available"]["lastTransitionTime"] == "T1"
+
+
+def test_members_known_by_raft_address_are_named_after_their_pod() -> None:
+    from kingbus_operator import handlers
+
+    doc = {
+        "name": "kb-0",
+        "leader": "kb-0",
+        "members": [
+            {"name": "kb-0", "role": "leader", "healthy": True},
+            {"name": "kb-1.kb-peers.ns.svc:7100", "role": "follower", "healthy": True},
+            {"name": "10.0.0.9:7100", "role": "follower", "healthy": False},
+        ],
+        "source": {"host": "", "port": 0, "state": "stopped"},
+    }
+    fact = handlers._named_by_pod(handlers._raft_fact(doc), "kb", "ns", 3, 3)
+    assert [m.name for m in fact.members] == ["kb-0", "kb-1", "10.0.0.9:7100"]
+    assert fact.leader == "kb-0" and fact.source.host is None and fact.source.port is None
