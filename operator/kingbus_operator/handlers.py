@@ -121,8 +121,6 @@ class Pass:
         now = SEAMS.clock()
         sts_doc = await self.kube.get("StatefulSet", ns, names.statefulset(cluster))
         sts_replicas = int(sts_doc["spec"]["replicas"]) if sts_doc else bootstrap
-        founded = bool((self.body.get("status") or {}).get("founded"))
-        inp = render.RenderInput(self.owner(), spec, bootstrap, sts_replicas, founded)
         missing: list[str] = []
         drifted: list[str] = []
         for secret_name in (names.raft_secret(cluster), names.admin_token_secret(cluster)):
@@ -131,6 +129,17 @@ class Pass:
                 missing.append(f"Secret/{secret_name}")
             elif secret_name == names.admin_token_secret(cluster):
                 self.admin_token = _secret_value(secret, render.ADMIN_TOKEN_KEY)
+        pods = await self._pods()
+        nodes = await self._nodes()
+        claims = await self._claims()
+        raft = await self._raft(pods, sts_replicas)
+        # Founded once every founding member is a healthy member: the ConfigMap gets its
+        # "founded" key in that same pass, before the cluster is first reported Ready.
+        healthy = {m.name for m in raft.members if m.healthy} if raft else set()
+        founded = bool((self.body.get("status") or {}).get("founded")) or all(
+            names.member(cluster, i) in healthy for i in range(bootstrap)
+        )
+        inp = render.RenderInput(self.owner(), spec, bootstrap, sts_replicas, founded)
         for obj in render.managed_objects(inp):
             self.rendered[_key(obj)] = obj
             observed = (
@@ -145,10 +154,6 @@ class Pass:
         sts = None
         if sts_doc:
             sts = StatefulSetFact(sts_replicas, (sts_doc.get("status") or {}).get("updateRevision"))
-        pods = await self._pods()
-        nodes = await self._nodes()
-        claims = await self._claims()
-        raft = await self._raft(pods, sts_replicas)
         desired, problem = await self._desired_source(spec)
         probe = None
         if desired and raft and d.source_differs(raft.source, desired):

@@ -29,6 +29,7 @@ deleted:
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -42,6 +43,7 @@ REPLICA_USERS_DIR: Final = "/etc/kingbus/replica-users"
 RAFT_PASSWORD_KEY: Final = "password"
 ADMIN_TOKEN_KEY: Final = "token"
 CONTAINER: Final = "kingbus"
+CONFIG_HASH_ANNOTATION: Final = "kingbus.io/config-hash"
 
 Obj = dict[str, Any]
 
@@ -333,7 +335,12 @@ def pod_template(inp: RenderInput) -> Obj:
     elif sched.spread:
         pod_spec["affinity"] = _default_affinity(cluster)
         pod_spec["topologySpreadConstraints"] = _spread(cluster)
-    return {"metadata": {"labels": names.labels(cluster)}, "spec": pod_spec}
+    # A change of the node configuration changes the template, so the operator rolls the pods
+    # (one at a time) instead of leaving them on the old file.  Only kingbus.yaml and start.sh
+    # count: the "founded" key must not restart anything.
+    digest = hashlib.sha256((node_config(inp) + START_SCRIPT).encode()).hexdigest()[:16]
+    metadata = {"labels": names.labels(cluster), "annotations": {CONFIG_HASH_ANNOTATION: digest}}
+    return {"metadata": metadata, "spec": pod_spec}
 
 
 def statefulset(inp: RenderInput) -> Obj:

@@ -67,6 +67,13 @@ def _stamp(new: list[Obj], old: Sequence[Mapping[str, Any]], now_iso: str, gener
     return new
 
 
+def _founded(f: Facts, previous: Mapping[str, Any]) -> bool:
+    """Every founding member is a healthy member (the handler renders the ConfigMap the same way)."""
+    bootstrap = previous.get("bootstrapReplicas", f.spec.replicas)
+    healthy = {m.name for m in f.raft.members if m.healthy} if f.raft else set()
+    return all(names.member(f.cluster, i) in healthy for i in range(int(bootstrap)))
+
+
 def status(f: Facts, action: d.Action, *, previous: Mapping[str, Any], now_iso: str) -> Obj:
     """The whole ``.status`` for this pass (``previous`` is the current one, for timestamps)."""
     raft = f.raft
@@ -77,7 +84,7 @@ def status(f: Facts, action: d.Action, *, previous: Mapping[str, Any], now_iso: 
         "replicas": len(raft.members) if raft else (f.statefulset.replicas if f.statefulset else 0),
         "bootstrapReplicas": previous.get("bootstrapReplicas", f.spec.replicas),
         # Once the founding members formed the group (the first converged pass), for good.
-        "founded": bool(previous.get("founded")) or isinstance(action, d.Idle),
+        "founded": bool(previous.get("founded")) or _founded(f, previous),
         "leader": (raft.leader if raft else None) or "",
         "memberSummary": f"{sum(1 for m in raft.members if m.healthy) if raft else 0}/{f.spec.replicas}",
         "members": [

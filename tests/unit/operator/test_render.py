@@ -243,3 +243,13 @@ def test_patch_for_detects_image_and_label_changes() -> None:
     assert patch["spec"]["template"]["spec"]["containers"][0]["image"] == "kingbus:2"
     observed["metadata"]["labels"] = {}
     assert "metadata" in (render.patch_for(render.statefulset(inp()), observed) or {})
+
+
+def test_config_change_changes_the_pod_template_founded_does_not() -> None:
+    def digest(i: render.RenderInput) -> str:
+        return str(render.pod_template(i)["metadata"]["annotations"]["kingbus.io/config-hash"])
+
+    plain = digest(inp())
+    assert digest(inp(base_spec(retention_max_bytes=1))) != plain
+    assert digest(render.RenderInput(OWNER, base_spec(), 3, 3, founded=True)) == plain
+    assert digest(inp(base_spec(image="other"))) == plain  # the image changes the template itself
