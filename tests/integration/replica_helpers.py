@@ -2,51 +2,16 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pymysql
 
 from kingbus.devenv import mysql
-from kingbus.devenv.workload import WorkloadCounts, mixed_workload
+from tests.integration.workloads import BackgroundWorkload
 
-DATABASE = "kb_workload"
+__all__ = ["DATABASE", "BackgroundWorkload", "assert_replica_healthy", "node_query", "table_checksums"]
 
-
-class BackgroundWorkload:
-    """The mixed workload in a thread; ``join`` re-raises its error."""
-
-    def __init__(self, source: mysql.MySQLServer, *, transactions: int, big_row_bytes: int = 0) -> None:
-        self.stop = threading.Event()
-        self.error: BaseException | None = None
-        self.counts: WorkloadCounts | None = None
-        self._thread = threading.Thread(
-            target=self._run, args=(source, transactions, big_row_bytes), daemon=True
-        )
-
-    def _run(self, source: mysql.MySQLServer, transactions: int, big_row_bytes: int) -> None:
-        try:
-            with source.connect() as conn:
-                self.counts = mixed_workload(
-                    conn,
-                    transactions=transactions,
-                    seed=11,
-                    big_row_bytes=big_row_bytes,
-                    stop=self.stop,
-                    database=DATABASE,
-                )
-        except BaseException as exc:  # reported by join()
-            self.error = exc
-
-    def start(self) -> BackgroundWorkload:
-        self._thread.start()
-        return self
-
-    def join(self, timeout: float = 300) -> None:
-        self._thread.join(timeout)
-        assert not self._thread.is_alive(), "the workload did not finish"
-        if self.error is not None:
-            raise self.error
+DATABASE = "kb_workload"  # BackgroundWorkload's default database
 
 
 def table_checksums(server: mysql.MySQLServer) -> dict[str, int]:

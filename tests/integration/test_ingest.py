@@ -7,15 +7,14 @@ are exactly the source's binlog transactions -- same GTIDs, same order, same byt
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 
 from kingbus.devenv import mysql
 from kingbus.devenv.localcluster import Cluster, Member, wait_until
-from kingbus.devenv.workload import mixed_workload
 from tests.integration.stored import source_transactions, stored_transactions
+from tests.integration.workloads import BackgroundWorkload
 from tests.support import MySQLServerFactory
 
 pytestmark = [pytest.mark.mysql, pytest.mark.cluster]
@@ -33,61 +32,11 @@ def assert_identical_to_source(cluster: Cluster, source: mysql.MySQLServer) -> N
             assert data == want, f"{member.name}: bytes of {gtid} differ from the source's"
 
 
-class Workload:
-    """The mixed workload in a background thread, stoppable at a transaction boundary."""
-
-    def __init__(
-        self,
-        source: mysql.MySQLServer,
-        *,
-        transactions: int,
-        big_row_bytes: int = 0,
-        database: str = "kb_workload",
-    ) -> None:
-        self.stop = threading.Event()
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._run, args=(source, transactions, big_row_bytes, database), daemon=True
-        )
-
-    def _run(self, source: mysql.MySQLServer, transactions: int, big_row_bytes: int, database: str) -> None:
-        try:
-            with source.connect() as conn:
-                mixed_workload(
-                    conn,
-                    transactions=transactions,
-                    seed=7,
-                    big_row_bytes=big_row_bytes,
-                    stop=self.stop,
-                    database=database,
-                )
-        except BaseException as exc:  # reported by join()
-            self.error = exc
-
-    def __enter__(self) -> Workload:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.join()
-
-    def join(self) -> None:
-        self._thread.join(120)
-        assert not self._thread.is_alive(), "the workload did not finish"
-        if self.error is not None:
-            raise self.error
-
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
-
-
 def test_mixed_workload_is_stored_byte_identical_on_every_node(
     cluster: Cluster, mysql_source: mysql.MySQLServer
 ) -> None:
     cluster.set_source("127.0.0.1", mysql_source.port)
-    with Workload(mysql_source, transactions=300, big_row_bytes=17 * 1024 * 1024) as load:
+    with BackgroundWorkload(mysql_source, transactions=300, big_row_bytes=17 * 1024 * 1024) as load:
         load.join()
     cluster.wait_committed(mysql_source.gtid_executed(), timeout=120)
     assert_identical_to_source(cluster, mysql_source)
@@ -104,7 +53,7 @@ def test_leader_killed_five_times_mid_workload_loses_and_duplicates_nothing(
     cluster: Cluster, mysql_source: mysql.MySQLServer
 ) -> None:
     cluster.set_source("127.0.0.1", mysql_source.port)
-    with Workload(mysql_source, transactions=100_000) as load:
+    with BackgroundWorkload(mysql_source, transactions=100_000) as load:
         for round_ in range(5):
             leader = cluster.leader()
             before = _progress(leader)
@@ -129,7 +78,7 @@ def test_follower_and_then_all_nodes_killed_and_restarted(
     cluster: Cluster, mysql_source: mysql.MySQLServer
 ) -> None:
     cluster.set_source("127.0.0.1", mysql_source.port)
-    with Workload(mysql_source, transactions=100_000) as load:
+    with BackgroundWorkload(mysql_source, transactions=100_000) as load:
         time.sleep(2)
         leader = cluster.leader()
         follower = next(m for m in cluster.members if m is not leader)
@@ -139,7 +88,7 @@ def test_follower_and_then_all_nodes_killed_and_restarted(
         time.sleep(2)
         assert load.running
     cluster.wait_committed(mysql_source.gtid_executed(), timeout=120)
-    with Workload(mysql_source, transactions=100_000, database="kb_second") as load:
+    with BackgroundWorkload(mysql_source, transactions=100_000, database="kb_second") as load:
         time.sleep(2)
         for member in cluster.members:
             member.kill9()

@@ -34,6 +34,20 @@ def semisync_source(mysql_source: mysql.MySQLServer) -> mysql.MySQLServer:
     return mysql_source
 
 
+def _global_status(source: mysql.MySQLServer, name: str) -> object:
+    return source.scalar(
+        "SELECT variable_value FROM performance_schema.global_status WHERE variable_name = %s", (name,)
+    )
+
+
+def _wait_for_semisync_client(source: mysql.MySQLServer) -> None:
+    wait_until(
+        lambda: _global_status(source, "Rpl_semi_sync_source_clients") == "1",
+        timeout=30,
+        what="Kingbus to connect as a semi-sync replica",
+    )
+
+
 def _committed(cluster: Cluster) -> GtidSet:
     return GtidSet.parse(cluster.leader().status()["committed_gtid_set"])
 
@@ -43,17 +57,7 @@ def test_every_returned_commit_is_already_committed_by_the_cluster(
 ) -> None:
     cluster.set_source("127.0.0.1", semisync_source.port, semi_sync=True)
     cluster.wait_committed(semisync_source.gtid_executed(), timeout=60)
-    wait_until(
-        lambda: (
-            semisync_source.scalar(
-                "SELECT variable_value FROM performance_schema.global_status "
-                "WHERE variable_name = 'Rpl_semi_sync_source_clients'"
-            )
-            == "1"
-        ),
-        timeout=30,
-        what="Kingbus to connect as a semi-sync replica",
-    )
+    _wait_for_semisync_client(semisync_source)
     with semisync_source.connect() as conn:
         conn.autocommit(True)
         cur = conn.cursor()
@@ -63,27 +67,14 @@ def test_every_returned_commit_is_already_committed_by_the_cluster(
             executed = GtidSet.parse(str(cur.fetchone()[0]).replace("\n", ""))
             # The commit has returned: the cluster must already hold it (no waiting here).
             assert executed.issubset(_committed(cluster)), f"commit {i} returned before Raft committed it"
-    no_tx = semisync_source.scalar(
-        "SELECT variable_value FROM performance_schema.global_status "
-        "WHERE variable_name = 'Rpl_semi_sync_source_no_tx'"
-    )
+    no_tx = _global_status(semisync_source, "Rpl_semi_sync_source_no_tx")
     assert no_tx == "0", "some commits were not acknowledged (the source fell back to async)"
 
 
 def test_with_the_cluster_stopped_commits_wait(cluster: Cluster, semisync_source: mysql.MySQLServer) -> None:
     cluster.set_source("127.0.0.1", semisync_source.port, semi_sync=True)
     cluster.wait_committed(semisync_source.gtid_executed(), timeout=60)
-    wait_until(
-        lambda: (
-            semisync_source.scalar(
-                "SELECT variable_value FROM performance_schema.global_status "
-                "WHERE variable_name = 'Rpl_semi_sync_source_clients'"
-            )
-            == "1"
-        ),
-        timeout=30,
-        what="Kingbus to connect as a semi-sync replica",
-    )
+    _wait_for_semisync_client(semisync_source)
     for member in cluster.members:
         member.kill9()
     returned = threading.Event()
@@ -158,8 +149,5 @@ def test_commits_keep_returning_across_leader_kills(
         thread.join(60)
     assert not errors, errors
     cluster.wait_committed(semisync_source.gtid_executed(), timeout=60)
-    no_tx = semisync_source.scalar(
-        "SELECT variable_value FROM performance_schema.global_status "
-        "WHERE variable_name = 'Rpl_semi_sync_source_no_tx'"
-    )
+    no_tx = _global_status(semisync_source, "Rpl_semi_sync_source_no_tx")
     assert no_tx == "0", "the source fell back to asynchronous replication"
