@@ -25,6 +25,7 @@ test tier replaces the node client (pods never run there); nothing else is repla
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import calendar
 import dataclasses
@@ -439,6 +440,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    # kopf may still be finishing a pass while it runs the cleanup: stop new passes, let the
+    # running ones end (bounded), and only then close the clients they use.
+    memo["closing"] = True
+    deadline = time.monotonic() + 15
+    while memo.get("in_flight", 0) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
     kube = memo.get("kube")
     if isinstance(kube, Kube):
         await kube.close()
@@ -450,11 +457,17 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 @kopf.timer(crd.GROUP, crd.VERSION, crd.PLURAL, interval=RESYNC_SECONDS, initial_delay=0.0)
 async def reconcile(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     """One pass: gather -> decide -> act -> report."""
+    if memo.get("closing"):
+        return
     kube: Kube = memo["kube"]
     doc = {"metadata": dict(body.metadata), "spec": dict(body.spec), "status": dict(body.status)}
-    await reconcile_once(
-        kube, doc, logger, post=lambda t, r, m: kopf.event(body, type=t, reason=r, message=m)
-    )
+    memo["in_flight"] = memo.get("in_flight", 0) + 1
+    try:
+        await reconcile_once(
+            kube, doc, logger, post=lambda t, r, m: kopf.event(body, type=t, reason=r, message=m)
+        )
+    finally:
+        memo["in_flight"] -= 1
 
 
 async def reconcile_once(
