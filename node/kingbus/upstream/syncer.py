@@ -318,18 +318,11 @@ class Syncer:
 
     def _propose_locked(self, entry: entries.TxnBatch | entries.TxnChunk) -> None:
         payload = entries.encode(entry)
-        gtids = [t.gtid for t in entry.txns] if isinstance(entry, entries.TxnBatch) else []
-        if isinstance(entry, entries.TxnChunk) and entry.last:
-            gtids = [entry.txn.gtid]
-        newest_ts = (
-            max((t.timestamp for t in entry.txns), default=0)
-            if isinstance(entry, entries.TxnBatch)
-            else entry.txn.timestamp
-        )
-        self._in_flight += 1
-        self._in_flight_bytes += len(payload)
-        batcher = self._batcher
+        gtids, newest_ts = _completed_by(entry)
         size = len(payload)
+        self._in_flight += 1
+        self._in_flight_bytes += size
+        batcher = self._batcher
 
         def committed(reason: str | None) -> None:
             self._on_committed(batcher, size, gtids, newest_ts, reason)
@@ -378,6 +371,14 @@ class Syncer:
             self._lock.notify_all()
         if conn is not None:
             conn.close()
+
+
+def _completed_by(entry: entries.TxnBatch | entries.TxnChunk) -> tuple[list[str], int]:
+    """The GTIDs an entry completes (a chunk only with its last piece) and the newest source
+    timestamp among its transactions."""
+    if isinstance(entry, entries.TxnBatch):
+        return [t.gtid for t in entry.txns], max((t.timestamp for t in entry.txns), default=0)
+    return ([entry.txn.gtid] if entry.last else []), entry.txn.timestamp
 
 
 def _check_source(gtid_mode: str, binlog_format: str, checksum: str) -> None:
