@@ -96,6 +96,7 @@ class DumpStream:
         self._pos = start.position
         self._start_pos = start.position
         self._skipper = dumpplan.GtidSkipper(replica_gtids)
+        self._file_positions = replica_gtids is None  # see dumpplan.at_node_position
         self._period = heartbeat_period
         self._v2 = heartbeat_v2
         self._non_blocking = non_blocking
@@ -219,6 +220,8 @@ class DumpStream:
         if self._skipper.pending_heartbeat:
             self._heartbeat(at)
             self._skipper.pending_heartbeat = False
+        if self._file_positions:
+            event = dumpplan.at_node_position(event, at)
         self._queue(event)
         self._info.last_event_timestamp = _SIZE.unpack_from(event, 0)[0]
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import struct
 from collections.abc import Sequence
 
 from kingbus.binlog import control_events, events, format_description, gtid_events
@@ -35,6 +36,9 @@ from kingbus.binlog.gtids import GtidSet
 from kingbus.protocol.errors import ER_SOURCE_FATAL_ERROR_READING_BINLOG, MySQLError
 
 FIRST_EVENT_POS = len(events.BINLOG_MAGIC)
+
+
+_LOG_POS = struct.Struct("<I")
 
 
 def dump_error(message: str) -> MySQLError:
@@ -164,6 +168,23 @@ _NEVER_SKIPPED = frozenset(
         int(events.EventType.PREVIOUS_GTIDS),
     )
 )
+
+
+def at_node_position(event: bytes, offset: int) -> bytes:
+    """The event with its header log_pos set to where it ends in the node's own file.
+
+    Stored transactions keep the source's log_pos (DESIGN invariant 1, and what GTID dumps
+    send).  A file/position replica or CDC reader, however, records the header log_pos as its
+    position (a MySQL replica's Exec_Source_Log_Pos, which relay-log recovery resumes from;
+    python-mysql-replication's log_pos), so file/position dumps send the node's coordinates,
+    with the CRC recomputed.
+    """
+    end = offset + len(event)
+    if _LOG_POS.unpack_from(event, events.LOG_POS_OFFSET)[0] in (0, end):
+        return event  # artificial events keep 0; our own events already carry our offsets
+    patched = bytearray(event)
+    _LOG_POS.pack_into(patched, events.LOG_POS_OFFSET, end)
+    return events.recompute_crc(patched)
 
 
 class Decision(enum.Enum):
