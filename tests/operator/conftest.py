@@ -107,7 +107,10 @@ def fake_nodes(kube: kube_support.ControlPlane) -> FakeNodes:
     return FakeNodes(PodLookup(kube.server, kube.token, str(ca)))
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: KopfRunner captures the whole process's logging, so kept alive it
+# would also collect (and its teardown assert on) tracebacks that later, unrelated test
+# modules log on purpose.
+@pytest.fixture(scope="module")
 def operator(kube: kube_support.ControlPlane, fake_nodes: FakeNodes) -> Iterator[object]:
     from kopf.testing import KopfRunner
 
