@@ -7,16 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from kingbus.devenv.localcluster import Cluster
+from kingbus.devenv.localcluster import Cluster, running_cluster
 
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
     """Three started members on 127.0.0.1/.2/.3, killed (-9) at the end whatever happens."""
-    c = Cluster(tmp_path / "cluster", 3)
-    c.start()
-    try:
+    with running_cluster(tmp_path / "cluster", 3) as c:
         c.leader(timeout=30)
         yield c
-    finally:
-        c.stop()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kingbus.devenv import mysql
-from kingbus.devenv.localcluster import ADMIN_TOKEN, Cluster, wait_until
+from kingbus.devenv.localcluster import ADMIN_TOKEN, Cluster, running_cluster, wait_until
 from kingbus_operator import handlers, nodeclient
 from tests.support import REPL_PASSWORD, REPL_USER
 
@@ -18,13 +18,9 @@ pytestmark = pytest.mark.cluster
 
 @pytest.fixture
 def nodes(tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(tmp_path / "cluster", 3)
-    c.start()
-    try:
+    with running_cluster(tmp_path / "cluster", 3) as c:
         c.leader(timeout=30)
         yield c
-    finally:
-        c.stop()
 
 
 @pytest.fixture
