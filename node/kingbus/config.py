@@ -202,6 +202,10 @@ class MySQLConfig:
     server_id: int
     users: tuple[MySQLUser, ...]
     tls: TLSConfig | None = None
+    # "always": the caching_sha2 fast path works for every account from the start (the node
+    # keeps SHA256(SHA256(password))). "after_full_auth": like a MySQL source after a restart,
+    # an account must first authenticate fully (TLS or RSA key) before the fast path serves it.
+    fast_auth: str = "always"
 
 
 @dataclass(frozen=True)
@@ -483,6 +487,7 @@ _SCHEMA: Final[dict[str, _Key]] = {
     "mysql.bind": _Key(_host_port(wildcard_ok=True), default="127.0.0.1:3306"),
     "mysql.server_id": _Key(_int_between(1, 2**32 - 1), _REQUIRED),
     "mysql.users": _Key(_users, default=()),
+    "mysql.fast_auth": _Key(_choice("always", "after_full_auth"), default="always"),
     "mysql.tls.cert_file": _Key(_readable_file, _REQUIRED),
     "mysql.tls.key_file": _Key(_readable_file, _REQUIRED),
     "source.host": _Key(lambda raw: check_host(_nonempty(raw)), _REQUIRED),
@@ -662,7 +667,13 @@ def _build(v: Mapping[str, Any], *, present: set[str]) -> Config:
         token_file=v["admin.token_file"],
     )
     tls = TLSConfig(v["mysql.tls.cert_file"], v["mysql.tls.key_file"]) if "mysql.tls" in present else None
-    mysql = MySQLConfig(bind=v["mysql.bind"], server_id=v["mysql.server_id"], users=v["mysql.users"], tls=tls)
+    mysql = MySQLConfig(
+        bind=v["mysql.bind"],
+        server_id=v["mysql.server_id"],
+        users=v["mysql.users"],
+        tls=tls,
+        fast_auth=v["mysql.fast_auth"],
+    )
     source = None
     if "source" in present:
         source = SourceConfig(

@@ -75,6 +75,7 @@ class Node:
             accounts=load_accounts(config.mysql.users),
             tls=tls,
             rsa_key=rsa_key,
+            fast_auth=config.mysql.fast_auth,
         )
         self._replica_bytes_seen = 0
         self._admin: AdminServer | None = None

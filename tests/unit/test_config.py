@@ -98,6 +98,7 @@ def test_the_design_example_loads_into_typed_values(full_file: Path, secrets_dir
 def test_defaults_of_the_extensions(full_file: Path) -> None:
     cfg = load_config(full_file, {})
     assert cfg.raft.entry_bytes == 262144
+    assert cfg.mysql.fast_auth == "always"
     assert (cfg.raft.election_timeout_min_ms, cfg.raft.election_timeout_max_ms) == (400, 1400)
     assert cfg.raft.join == ()
     assert cfg.raft.journal_segment_bytes == 64 * 1024 * 1024
@@ -222,6 +223,16 @@ def test_ipv6_addresses(secrets_dir: Path) -> None:
     assert cfg.raft.address == "[fd00::1]:7100"
     assert config.parse_host_port(cfg.raft.address) == config.HostPort("fd00::1", 7100)
     assert cfg.raft.peers == ("[fd00::2]:7100",)
+
+
+def test_fast_auth_mode_from_the_environment_and_refused_by_key(full_file: Path) -> None:
+    cfg = load_config(full_file, {"KINGBUS_MYSQL_FAST_AUTH": "after_full_auth"})
+    assert cfg.mysql.fast_auth == "after_full_auth"
+    messages = errors_of(full_file, {"KINGBUS_MYSQL_FAST_AUTH": "sometimes"})
+    assert messages == [
+        "mysql.fast_auth (from KINGBUS_MYSQL_FAST_AUTH): expected one of always, after_full_auth, "
+        "got 'sometimes'"
+    ], messages
 
 
 # ---- errors, all reported, each by key

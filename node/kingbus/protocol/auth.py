@@ -15,7 +15,8 @@ when the client proposes it and the account has a native hash):
 
 * **fast path** -- a 32-byte scramble checked against the stored ``stage2``; success sends
   ``0x01 0x03`` then OK. Because stage2 is stored permanently, this always works; MySQL takes
-  it only for cached users. ``fast_path=False`` mimics a cold cache and forces:
+  it only for cached users. ``fast_path=False`` mimics a cold cache (see
+  :class:`FastAuthCache`, which decides it per account) and forces:
 * **full authentication** -- send ``0x01 0x04``. Over TLS the client answers with its
   password and a NUL. Without TLS it either asks for the public key (``0x02``; we answer
   ``0x01`` + PEM) or, holding the key already, sends the RSA-OAEP ciphertext of
@@ -116,6 +117,35 @@ class AuthStep:
     @property
     def done(self) -> bool:
         return self.outcome is not None
+
+
+FAST_AUTH_MODES = ("always", "after_full_auth")
+
+
+class FastAuthCache:
+    """Which accounts the caching_sha2 fast path serves.
+
+    ``always`` (a node's default): every account, from the first connection on, because the
+    node keeps ``stage2`` permanently.  ``after_full_auth`` behaves like a MySQL source, whose
+    cache is empty after a restart: an account takes the fast path only once it has completed
+    a full authentication (over TLS or with the RSA key) since the server started, so a
+    replica without TLS and without GET_SOURCE_PUBLIC_KEY fails with the client's own 2061
+    until another connection of the same account has authenticated fully.
+    """
+
+    def __init__(self, mode: str = "always") -> None:
+        if mode not in FAST_AUTH_MODES:
+            raise ValueError(f"fast auth mode must be one of {', '.join(FAST_AUTH_MODES)}, got {mode!r}")
+        self.mode = mode
+        self._cached: set[str] = set()
+
+    def allows_fast_path(self, user: str) -> bool:
+        return self.mode == "always" or user in self._cached
+
+    def remember(self, accepted: Accept) -> None:
+        """Record an accepted login; MySQL caches only caching_sha2_password accounts."""
+        if accepted.plugin == CACHING_SHA2_PASSWORD:
+            self._cached.add(accepted.user)
 
 
 class _State(enum.Enum):

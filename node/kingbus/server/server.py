@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kingbus.binlog import events
 from kingbus.protocol import sql
+from kingbus.protocol.auth import FastAuthCache
 from kingbus.server import dumpplan
 from kingbus.server.accounts import Accounts
 from kingbus.server.dumper import CommitSignal
@@ -51,7 +52,7 @@ class ReplicaServer:
         tls: ssl.SSLContext,
         rsa_key: rsa.RSAPrivateKey,
         version: str = SERVER_VERSION,
-        fast_path: bool = True,
+        fast_auth: str = "always",
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
     ) -> None:
         self.store = store
@@ -62,9 +63,8 @@ class ReplicaServer:
         self.tls = tls
         self.rsa_key = rsa_key
         self.version = version
-        # False mimics a MySQL source with a cold authentication cache: every client must do
-        # full authentication (TLS or RSA). Tests use it; nodes always keep the fast path.
-        self.fast_path = fast_path
+        # Which accounts may skip full authentication (config `mysql.fast_auth`).
+        self.fast_auth = FastAuthCache(fast_auth)
         self.handshake_timeout = handshake_timeout
         self.auth_accepted = 0
         self.auth_rejected = 0

@@ -119,7 +119,7 @@ class Session:
             tls=tls,
             server_capabilities=caps,
             rsa_key=server.rsa_key,
-            fast_path=server.fast_path,
+            fast_path=server.fast_auth.allows_fast_path(first.username),
         )
         step = authenticator.start(first)
         while True:
@@ -132,6 +132,7 @@ class Session:
             server.auth_rejected += 1
             return False
         server.auth_accepted += 1
+        server.fast_auth.remember(step.outcome)
         self.user = step.outcome.user
         return True
 

@@ -308,3 +308,26 @@ def test_client_without_plugin_auth_uses_native_or_is_refused() -> None:
     step = make().start(response("sha2only", scramble, None, caps))
     assert isinstance(step.outcome, Reject)
     assert step.outcome.error.code == 1251
+
+
+# ---- which accounts take the fast path (mysql.fast_auth)
+
+
+def test_fast_auth_always_serves_every_account_from_the_start() -> None:
+    cache = auth.FastAuthCache("always")
+    assert cache.allows_fast_path("repl") and cache.allows_fast_path("anyone")
+
+
+def test_fast_auth_after_full_auth_caches_only_caching_sha2_logins() -> None:
+    cache = auth.FastAuthCache("after_full_auth")
+    assert not cache.allows_fast_path("repl")
+    cache.remember(auth.Accept("repl", auth.MYSQL_NATIVE_PASSWORD))
+    assert not cache.allows_fast_path("repl"), "MySQL's cache holds caching_sha2 accounts only"
+    cache.remember(auth.Accept("repl", auth.CACHING_SHA2_PASSWORD))
+    assert cache.allows_fast_path("repl")
+    assert not cache.allows_fast_path("other")
+
+
+def test_fast_auth_unknown_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="always, after_full_auth"):
+        auth.FastAuthCache("sometimes")
