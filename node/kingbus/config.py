@@ -188,6 +188,17 @@ class AdminConfig:
 class MySQLUser:
     name: str
     password_file: Path
+    # MySQL's grant names, canonical spelling ("REPLICATION SLAVE", "REPLICATION CLIENT");
+    # None = both (the environment's name:path form cannot name privileges).
+    privileges: tuple[str, ...] | None = None
+
+
+# The privileges a node's account can hold, by every name MySQL accepts for them.
+PRIVILEGE_NAMES: Final = {
+    "REPLICATION SLAVE": "REPLICATION SLAVE",
+    "REPLICATION REPLICA": "REPLICATION SLAVE",  # MySQL 8.0.26+ alias
+    "REPLICATION CLIENT": "REPLICATION CLIENT",
+}
 
 
 @dataclass(frozen=True)
@@ -420,8 +431,23 @@ def _admin_url(raw: object) -> str:
     return parse_admin_url(_text(raw).strip())
 
 
+def _privileges(raw: object, where: str) -> tuple[str, ...]:
+    """A list of MySQL grant names (any case, single spaces), canonicalised and deduplicated."""
+    if not isinstance(raw, list):
+        raise ValueError(f"{where}: expected a list of privileges, e.g. [REPLICATION SLAVE]")
+    found: list[str] = []
+    for i, item in enumerate(raw):
+        name = " ".join(str(item).upper().split())
+        if name not in PRIVILEGE_NAMES:
+            known = ", ".join(PRIVILEGE_NAMES)
+            raise ValueError(f"{where}[{i}]: unknown privilege {item!r} (known: {known})")
+        if PRIVILEGE_NAMES[name] not in found:
+            found.append(PRIVILEGE_NAMES[name])
+    return tuple(found)
+
+
 def _users(raw: object) -> tuple[MySQLUser, ...]:
-    """``[{name, password_file}, ...]`` in YAML; ``name:path,name:path`` in the environment."""
+    """``[{name, password_file, privileges?}, ...]`` in YAML; ``name:path,...`` in the environment."""
     users: list[MySQLUser] = []
     for i, item in enumerate(_items(raw)):
         where = f"[{i}]"
@@ -434,7 +460,7 @@ def _users(raw: object) -> tuple[MySQLUser, ...]:
             fields = item
         else:
             raise ValueError(f"{where}: expected a mapping with name and password_file")
-        unknown = sorted(str(k) for k in fields if k not in ("name", "password_file"))
+        unknown = sorted(str(k) for k in fields if k not in ("name", "password_file", "privileges"))
         if unknown:
             raise ValueError(f"{where}.{unknown[0]}: unknown key")
         for field in ("name", "password_file"):
@@ -450,7 +476,10 @@ def _users(raw: object) -> tuple[MySQLUser, ...]:
             raise ValueError(f"{where}.password_file: {exc}") from None
         if any(u.name == name for u in users):
             raise ValueError(f"{where}.name: user {name!r} is listed twice")
-        users.append(MySQLUser(name, path))
+        privileges = None
+        if fields.get("privileges") is not None:
+            privileges = _privileges(fields["privileges"], f"{where}.privileges")
+        users.append(MySQLUser(name, path, privileges))
     return tuple(users)
 
 

@@ -7,7 +7,8 @@ full authentication); TLS off without the key while the account must authenticat
 default ``mysql.fast_auth: always`` (the fast path works from the first connection: the node
 keeps SHA256(SHA256(password))); a wrong password (1045, nothing served); an empty password.
 
-A second test runs both ``mysql.fast_auth`` modes on real node processes: with
+Two more tests run on real node processes: accounts with the privileges configured for
+them (``mysql.users[].privileges``), and both ``mysql.fast_auth`` modes on real node processes: with
 ``after_full_auth`` a node behaves like a freshly restarted MySQL source (2061 until the
 account has authenticated fully once, then the fast path).
 """
@@ -18,14 +19,16 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pymysql
 import pytest
 
+from kingbus.binlog.gtids import GtidSet
 from kingbus.devenv import mysql
 from kingbus.devenv.localcluster import Cluster, wait_until
 from kingbus.store.store import BinlogStore
 from tests.support import MySQLServerFactory
 from tests.support.fabricate import SourceStream
-from tests.unit.server.harness import RunningServer, fill, make_store
+from tests.unit.server.harness import DumpClient, RunningServer, fill, make_store
 
 pytestmark = [pytest.mark.mysql]
 
@@ -198,5 +201,55 @@ def test_fast_auth_modes_on_real_nodes(
             what="the plain replica to stream from the default node",
         )
         assert len(default.status()["replicas"]) == 1, replica_io_state(on_default)
+    finally:
+        cluster.stop()
+
+
+def test_configured_privileges_on_a_real_node(tmp_path: Path, mysql_source: mysql.MySQLServer) -> None:
+    password = tmp_path / "cdc-password"
+    password.write_text("cdcpass\n")
+    cluster = Cluster(tmp_path / "cluster", 3)
+    node = cluster.members[0]
+    node.extra = {
+        "mysql": {
+            "users": [
+                {"name": "repl", "password_file": str(node.base / "repl-password")},
+                {"name": "monitor", "password_file": str(password), "privileges": ["REPLICATION CLIENT"]},
+                {"name": "nobody", "password_file": str(password), "privileges": []},
+            ]
+        }
+    }
+    cluster.start()
+    try:
+        cluster.leader(timeout=30)
+        mysql_source.execute("CREATE DATABASE privileges_test")
+        cluster.set_source("127.0.0.1", mysql_source.port)
+        cluster.wait_committed(mysql_source.gtid_executed(), timeout=60)
+
+        def connect(user: str, password: str) -> pymysql.connections.Connection[tuple[object, ...]]:
+            return pymysql.connect(host=node.host, port=node.mysql_port, user=user, password=password)
+
+        def dump_error(conn: pymysql.connections.Connection[tuple[object, ...]]) -> int | None:
+            client = DumpClient(conn)
+            client.dump_gtid(GtidSet(), server_id=7301, flags=0x01)  # non-blocking
+            try:
+                client.next_event()
+            except pymysql.err.MySQLError as exc:
+                return int(exc.args[0])
+            return None
+
+        with connect("monitor", "cdcpass") as conn, conn.cursor() as cursor:
+            cursor.execute("SHOW BINARY LOGS")
+            assert cursor.fetchall(), "REPLICATION CLIENT may list the binary logs"
+            assert dump_error(conn) == 1227, "but not dump them"
+        with connect("nobody", "cdcpass") as conn, conn.cursor() as cursor:
+            cursor.execute("SELECT @@version")  # connecting and reading variables needs nothing
+            with pytest.raises(pymysql.err.MySQLError) as caught:
+                cursor.execute("SHOW BINARY LOG STATUS")
+            assert caught.value.args[0] == 1227
+            assert "REPLICATION CLIENT" in caught.value.args[1]
+        with connect("repl", "replpass") as conn:
+            assert dump_error(conn) is None, "an account without privileges: set holds both"
+        assert node.status()["replicas"] == []  # the refused dumps were never registered
     finally:
         cluster.stop()

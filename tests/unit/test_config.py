@@ -235,6 +235,64 @@ def test_fast_auth_mode_from_the_environment_and_refused_by_key(full_file: Path)
     ], messages
 
 
+def users_file(tmp_path: Path, secrets_dir: Path, users: str) -> Path:
+    return write(
+        tmp_path,
+        f"""\
+        name: kb-0
+        data_dir: /var/lib/kingbus
+        raft: {{address: 127.0.0.1:7100, password_file: {secrets_dir}/raft-password}}
+        admin: {{token_file: {secrets_dir}/admin-token}}
+        mysql:
+          server_id: 4001
+          users: {users}
+        """,
+    )
+
+
+def test_user_privileges_are_canonical_mysql_grant_names(tmp_path: Path, secrets_dir: Path) -> None:
+    pw = secrets_dir / "repl-password"
+    path = users_file(
+        tmp_path,
+        secrets_dir,
+        f"[{{name: repl, password_file: {pw}}},"
+        f" {{name: cdc, password_file: {pw}, privileges: [replication  client]}},"
+        f" {{name: r2, password_file: {pw}, privileges: [REPLICATION REPLICA, REPLICATION SLAVE]}},"
+        f" {{name: none, password_file: {pw}, privileges: []}}]",
+    )
+    users = {u.name: u.privileges for u in load_config(path, {}).mysql.users}
+    assert users == {
+        "repl": None,  # not given: both
+        "cdc": ("REPLICATION CLIENT",),
+        "r2": ("REPLICATION SLAVE",),  # the 8.0.26+ alias is the same privilege
+        "none": (),
+    }
+
+
+@pytest.mark.parametrize(
+    ("privileges", "message"),
+    [
+        (
+            "[SUPER]",
+            "mysql.users[0].privileges[0]: unknown privilege 'SUPER' (known: REPLICATION SLAVE, "
+            "REPLICATION REPLICA, REPLICATION CLIENT)",
+        ),
+        (
+            "REPLICATION SLAVE",
+            "mysql.users[0].privileges: expected a list of privileges, e.g. [REPLICATION SLAVE]",
+        ),
+    ],
+)
+def test_bad_privileges_are_refused_by_key(
+    tmp_path: Path, secrets_dir: Path, privileges: str, message: str
+) -> None:
+    pw = secrets_dir / "repl-password"
+    path = users_file(
+        tmp_path, secrets_dir, f"[{{name: cdc, password_file: {pw}, privileges: {privileges}}}]"
+    )
+    assert errors_of(path, {}) == [message]
+
+
 # ---- errors, all reported, each by key
 
 
@@ -479,7 +537,9 @@ def test_redacted_view_is_plain_data(full_file: Path, secrets_dir: Path) -> None
     assert view["raft"]["address"] == "127.0.0.1:7100"
     assert view["raft"]["peers"] == ["127.0.0.2:7100", "127.0.0.3:7100"]
     assert view["raft"]["password_file"] == f"{secrets_dir}/raft-password"
-    assert view["mysql"]["users"] == [{"name": "repl", "password_file": f"{secrets_dir}/repl-password"}]
+    assert view["mysql"]["users"] == [
+        {"name": "repl", "password_file": f"{secrets_dir}/repl-password", "privileges": None}
+    ]
     assert view["source"]["semi_sync"] is False
 
 

@@ -5,9 +5,9 @@ Each configured user's password file is read once at start; only the derived has
 means an account without password.
 
 Privileges are data, not code: :class:`Accounts` maps each user to the privileges it holds,
-and the session asks ``allowed(user, privilege)`` before serving a dump or a SHOW.  The
-configuration has no privilege keys yet, so every configured user gets
-:data:`DEFAULT_PRIVILEGES` (it may replicate and read the status statements).
+and the session asks ``allowed(user, privilege)`` before serving a dump or a SHOW.  A user
+configured without ``privileges`` gets :data:`DEFAULT_PRIVILEGES` (it may replicate and read
+the status statements); ``privileges: []`` may only connect and read variables.
 """
 
 from __future__ import annotations
@@ -48,4 +48,8 @@ class Accounts:
 
 
 def load_accounts(users: Iterable[MySQLUser]) -> Accounts:
-    return Accounts.from_passwords({u.name: secret(u.password_file, allow_empty=True) for u in users})
+    users = list(users)
+    return Accounts.from_passwords(
+        {u.name: secret(u.password_file, allow_empty=True) for u in users},
+        {u.name: [Privilege(p) for p in u.privileges] for u in users if u.privileges is not None},
+    )
