@@ -459,6 +459,7 @@ class Node:
                 self.metrics.source_reconnects.inc(self.syncer.attempts - attempts_seen)
                 attempts_seen = self.syncer.attempts
             self.metrics.replicas_connected.set(len(self.replica_server.registry.sessions()))
+            self.metrics.set_replicas(self.replica_server.replicas())
             sent = self.replica_server.registry.total_bytes_sent()
             if sent > self._replica_bytes_seen:
                 self.metrics.replica_bytes_sent.inc(sent - self._replica_bytes_seen)

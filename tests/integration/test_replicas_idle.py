@@ -57,6 +57,15 @@ def test_idle_replica_stays_connected_with_consistent_positions(
     assert "kingbus_replicas_connected 1.0" in metrics
     sent = [line for line in metrics.splitlines() if line.startswith("kingbus_replica_bytes_sent_total ")]
     assert sent and float(sent[0].split()[1]) >= position
+    # ... and show this replica on its own series, labelled like its /status entry.
+    labels = f'address="{after["address"]}",server_id="5101",uuid="{after["uuid"]}"'
+    own = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith(f"kingbus_replica_session_bytes_sent{{{labels}}}")
+    ]
+    assert own and float(own[0].split()[-1]) >= position, metrics
+    assert f"kingbus_replica_lag_seconds{{{labels}}}" in metrics
     # And it still replicates what comes next.
     mysql_source.execute("CREATE TABLE kb_workload.after_idle (id INT PRIMARY KEY)")
     mysql_source.execute("INSERT INTO kb_workload.after_idle VALUES (1), (2)")

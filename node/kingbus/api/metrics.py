@@ -14,7 +14,7 @@ update must never take down the loop that calls it.
 from __future__ import annotations
 
 import logging
-from typing import Final, get_args
+from typing import Any, Final, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Info
 
@@ -68,6 +68,22 @@ class Metrics:
         self.replica_bytes_sent = Counter(
             "kingbus_replica_bytes_sent", "Binlog bytes sent to replicas", registry=r
         )
+        # One series per connected replica, labelled like `/status`'s replicas; a replica's
+        # series disappear when its session ends (see set_replicas).
+        labels = ["server_id", "uuid", "address"]
+        self.replica_lag_seconds = Gauge(
+            "kingbus_replica_lag_seconds",
+            "Seconds between the newest committed transaction and what this replica was sent",
+            labels,
+            registry=r,
+        )
+        self.replica_session_bytes_sent = Gauge(
+            "kingbus_replica_session_bytes_sent",
+            "Bytes sent to this replica in its session",
+            labels,
+            registry=r,
+        )
+        self._replica_labels: set[tuple[str, str, str]] = set()
         self.set_role("follower")
         self.set_source_state("stopped")
 
@@ -96,6 +112,19 @@ class Metrics:
         """Transactions (and their bytes) committed through Raft and stored."""
         self.committed_transactions.inc(transactions)
         self.committed_bytes.inc(nbytes)
+
+    def set_replicas(self, replicas: list[dict[str, Any]]) -> None:
+        """Per-replica series from `/status`-shaped rows; series of gone replicas are removed."""
+        current: set[tuple[str, str, str]] = set()
+        for row in replicas:
+            key = (str(row["server_id"]), str(row.get("uuid") or ""), str(row["address"]))
+            current.add(key)
+            self.replica_lag_seconds.labels(*key).set(float(row.get("lag_seconds") or 0.0))
+            self.replica_session_bytes_sent.labels(*key).set(int(row["bytes_sent"]))
+        for key in self._replica_labels - current:
+            self.replica_lag_seconds.remove(*key)
+            self.replica_session_bytes_sent.remove(*key)
+        self._replica_labels = current
 
     def set_store(self, *, nbytes: int, files: int) -> None:
         self.store_bytes.set(nbytes)

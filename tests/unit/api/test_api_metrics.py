@@ -129,3 +129,23 @@ def test_update_sets_only_what_it_is_given() -> None:
 
 def test_a_default_registry_is_private() -> None:
     assert Metrics().registry is not Metrics().registry
+
+
+def test_each_connected_replica_has_its_own_series_until_it_leaves() -> None:
+    m = Metrics()
+    r1 = {"server_id": 11, "uuid": "u-1", "address": "10.0.0.1:5000", "lag_seconds": 2.5, "bytes_sent": 100}
+    r2 = {"server_id": 12, "uuid": None, "address": "10.0.0.2:5000", "lag_seconds": None, "bytes_sent": 7}
+    m.set_replicas([r1, r2])
+    got = samples(generate_latest(m.registry).decode())
+    one = (("address", "10.0.0.1:5000"), ("server_id", "11"), ("uuid", "u-1"))
+    two = (("address", "10.0.0.2:5000"), ("server_id", "12"), ("uuid", ""))
+    assert got[("kingbus_replica_lag_seconds", one)] == 2.5
+    assert got[("kingbus_replica_session_bytes_sent", one)] == 100
+    assert got[("kingbus_replica_lag_seconds", two)] == 0.0
+    assert got[("kingbus_replica_session_bytes_sent", two)] == 7
+
+    m.set_replicas([r2 | {"bytes_sent": 9}])
+    got = samples(generate_latest(m.registry).decode())
+    assert ("kingbus_replica_lag_seconds", one) not in got, "a gone replica's series are removed"
+    assert ("kingbus_replica_session_bytes_sent", one) not in got
+    assert got[("kingbus_replica_session_bytes_sent", two)] == 9
