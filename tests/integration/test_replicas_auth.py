@@ -7,20 +7,27 @@ full authentication); TLS off without the key while the account must authenticat
 default ``mysql.fast_auth: always`` (the fast path works from the first connection: the node
 keeps SHA256(SHA256(password))); a wrong password (1045, nothing served); an empty password.
 
-Two more tests run on real node processes: accounts with the privileges configured for
-them (``mysql.users[].privileges``), and both ``mysql.fast_auth`` modes on real node processes: with
+More tests run on real node processes: a replica verifying the node's configured
+certificate (``mysql.tls``), accounts with the privileges configured for them
+(``mysql.users[].privileges``), and both ``mysql.fast_auth`` modes on real node processes: with
 ``after_full_auth`` a node behaves like a freshly restarted MySQL source (2061 until the
 account has authenticated fully once, then the fast path).
 """
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pymysql
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from kingbus.binlog.gtids import GtidSet
 from kingbus.devenv import mysql
@@ -251,5 +258,97 @@ def test_configured_privileges_on_a_real_node(tmp_path: Path, mysql_source: mysq
         with connect("repl", "replpass") as conn:
             assert dump_error(conn) is None, "an account without privileges: set holds both"
         assert node.status()["replicas"] == []  # the refused dumps were never registered
+    finally:
+        cluster.stop()
+
+
+def write_ca_and_server_cert(directory: Path, ip: str) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for `ip` signed by it (ca.pem, server.pem, server-key.pem)."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kingbus test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ip)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = (directory / "ca.pem", directory / "server.pem", directory / "server-key.pem")
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return paths
+
+
+def test_configured_certificate_lets_a_replica_verify_the_node(
+    tmp_path: Path, mysql_server: MySQLServerFactory, mysql_source: mysql.MySQLServer
+) -> None:
+    cluster = Cluster(tmp_path / "cluster", 3)
+    configured, self_signed = cluster.members[0], cluster.members[1]
+    ca, cert, key = write_ca_and_server_cert(tmp_path, configured.host)
+    configured.extra = {"mysql": {"tls": {"cert_file": str(cert), "key_file": str(key)}}}
+    cluster.start()
+    try:
+        cluster.leader(timeout=30)
+        mysql_source.execute("CREATE DATABASE tls_test")
+        cluster.set_source("127.0.0.1", mysql_source.port)
+        cluster.wait_committed(mysql_source.gtid_executed(), timeout=60)
+        verify = f", SOURCE_SSL=1, SOURCE_SSL_CA='{ca}', SOURCE_SSL_VERIFY_SERVER_CERT=1"
+        trusting, refusing = mysql_server(server_id=6201), mysql_server(server_id=6202)
+
+        attach(
+            trusting,
+            configured.mysql_port,
+            host=configured.host,
+            user="repl",
+            password="replpass",
+            options=verify,
+        )
+        wait_until(
+            lambda: replica_io_state(trusting) == ("ON", 0, ""),
+            timeout=30,
+            what="the replica to verify the configured certificate (identity included) and stream",
+        )
+        assert trusting.replica_status()["Source_SSL_Verify_Server_Cert"] == "Yes"
+
+        # The same replica settings against a node with its self-signed certificate fail in TLS.
+        attach(
+            refusing,
+            self_signed.mysql_port,
+            host=self_signed.host,
+            user="repl",
+            password="replpass",
+            options=verify,
+        )
+        _state, number, message = wait_until(
+            lambda: (o := replica_io_state(refusing))[1] and o,
+            timeout=30,
+            what="the verifying replica to fail",
+        )
+        assert number == 2026, (number, message)  # CR_SSL_CONNECTION_ERROR
+        assert self_signed.status()["replicas"] == []
     finally:
         cluster.stop()
