@@ -96,9 +96,7 @@ def test_retention_purges_old_segments_and_reports_the_purged_set(
             # the pass that brings the store back under the limit (plus one open segment).
             status = wait_until(
                 lambda m=member: (
-                    (s := m.status())["purged_gtid_set"]
-                    and s["store"]["bytes"] <= 6 * 1024 * 1024
-                    and s
+                    (s := m.status())["purged_gtid_set"] and s["store"]["bytes"] <= 6 * 1024 * 1024 and s
                 ),
                 timeout=30,
                 what=f"{member.name} to purge down to the retention limit",
