@@ -59,6 +59,9 @@ _U64 = struct.Struct("<Q")
 _INTERVAL = struct.Struct("<qq")
 _TAGGED_FORMAT = 1
 
+_CHECKED_UUIDS: set[str] = set()
+_CHECKED_UUIDS_MAX = 4096
+
 Tsid = tuple[str, str]
 """`(uuid, tag)`: the key of a GTID set entry; `tag` is "" for classic GTIDs."""
 
@@ -92,8 +95,14 @@ class Gtid:
     tag: str = ""
 
     def __post_init__(self) -> None:
-        if not _CANONICAL_UUID_RE.fullmatch(self.uuid):
-            raise ValueError(f"GTID uuid must be canonical lower-case text, got {self.uuid!r}")
+        # A source uses very few UUIDs: remember the ones already checked (hot path: one GTID
+        # is made per replicated transaction).
+        if self.uuid not in _CHECKED_UUIDS:
+            if not _CANONICAL_UUID_RE.fullmatch(self.uuid):
+                raise ValueError(f"GTID uuid must be canonical lower-case text, got {self.uuid!r}")
+            if len(_CHECKED_UUIDS) >= _CHECKED_UUIDS_MAX:
+                _CHECKED_UUIDS.clear()
+            _CHECKED_UUIDS.add(self.uuid)
         if not 1 <= self.gno <= MAX_GNO:
             raise ValueError(f"GTID gno must be in 1..{MAX_GNO}, got {self.gno}")
         _check_tag(self.tag)
@@ -502,16 +511,22 @@ class GtidSetBuilder:
 
     def add(self, gtid: Gtid) -> bool:
         """Add one GTID; False if it was already present. O(1) for the next gno of a run."""
-        key = (gtid.uuid, gtid.tag)
+        return self.add_gno((gtid.uuid, gtid.tag), gtid.gno)
+
+    def add_gno(self, key: Tsid, gno: int) -> bool:
+        """`add` for a GTID given as its parts (hot path: no Gtid object, no validation)."""
         flat = self._map.get(key)
         if flat is None:
-            self._map[key] = [gtid.gno, gtid.gno + 1]
+            self._map[key] = [gno, gno + 1]
             return True
-        return _insert_gno(flat, gtid.gno)
+        return _insert_gno(flat, gno)
+
+    def contains_gno(self, key: Tsid, gno: int) -> bool:
+        flat = self._map.get(key)
+        return flat is not None and bool(bisect.bisect_right(flat, gno) & 1)
 
     def contains(self, gtid: Gtid) -> bool:
-        flat = self._map.get((gtid.uuid, gtid.tag))
-        return flat is not None and bool(bisect.bisect_right(flat, gtid.gno) & 1)
+        return self.contains_gno((gtid.uuid, gtid.tag), gtid.gno)
 
     def __contains__(self, gtid: object) -> bool:
         return isinstance(gtid, Gtid) and self.contains(gtid)

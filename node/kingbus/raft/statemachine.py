@@ -17,7 +17,7 @@ from typing import Any
 
 from kingbus.binlog.gtids import GtidSet
 from kingbus.raft import entries
-from kingbus.store.store import BinlogStore, IncomingTxn
+from kingbus.store.store import BinlogStore
 
 log = logging.getLogger(__name__)
 
@@ -128,16 +128,12 @@ class StateMachine:
         if self.state.chunk_gtid is not None or self.store.has_staged:
             log.error("a batch arrived inside chunked transaction %s; abandoning it", self.state.chunk_gtid)
             self._abandon_chunk()
-        for txn in batch.txns:
-            stored = self.store.append(
-                IncomingTxn(txn.gtid, txn.data, batch.source_file, txn.source_end_pos, txn.timestamp),
-                batch.fde,
-            )
-            if stored:
-                self.stats.applied_txns += 1
-                self.stats.applied_bytes += len(txn.data)
-            else:
-                self.stats.skipped_txns += 1
+        appended, appended_bytes = self.store.append_batch(
+            batch.txns, fde=batch.fde, source_file=batch.source_file
+        )
+        self.stats.applied_txns += appended
+        self.stats.applied_bytes += appended_bytes
+        self.stats.skipped_txns += len(batch.txns) - appended
         self.store.publish()
 
     def _apply_chunk(self, chunk: entries.TxnChunk) -> None:

@@ -66,13 +66,23 @@ class IndexWriter:
         self._file.flush()
 
     def append(self, entry: IndexEntry) -> None:
-        sid_no = self._sids.get(entry.sid)
+        self._append(entry.sid, entry.gno, entry.offset, entry.length, entry.source_end_pos)
+
+    def append_gtid(
+        self, key: tuple[str, str], gno: int, offset: int, length: int, source_end_pos: int
+    ) -> None:
+        """`append` for a GTID given as ((uuid, tag), gno) (the store's hot path)."""
+        uuid, tag = key
+        self._append(f"{uuid}:{tag}" if tag else uuid, gno, offset, length, source_end_pos)
+
+    def _append(self, sid: str, gno: int, offset: int, length: int, source_end_pos: int) -> None:
+        sid_no = self._sids.get(sid)
         if sid_no is None:
             sid_no = len(self._sids)
-            self._sids[entry.sid] = sid_no
-            text = entry.sid.encode("ascii")
+            self._sids[sid] = sid_no
+            text = sid.encode("ascii")
             self._file.write(_SID.pack(b"S", sid_no, len(text)) + text)
-        self._file.write(_TXN.pack(b"T", sid_no, entry.gno, entry.offset, entry.length, entry.source_end_pos))
+        self._file.write(_TXN.pack(b"T", sid_no, gno, offset, length, source_end_pos))
 
     def flush(self) -> None:
         self._file.flush()

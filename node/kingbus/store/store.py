@@ -36,13 +36,13 @@ import logging
 import os
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from kingbus.binlog import errors
-from kingbus.binlog.gtids import Gtid, GtidSet, GtidSetBuilder
+from kingbus.binlog.gtids import Gtid, GtidSet, GtidSetBuilder, Tsid
 from kingbus.store import layout
 from kingbus.store.index import IndexEntry, IndexWriter, index_path, read_index, read_index_source_file
 from kingbus.store.meta import SegmentMeta, StoreMeta, fsync_dir, read_meta, write_meta
@@ -79,6 +79,7 @@ class SegmentInfo:
 
 STAGING_FILE = "staging.tmp"
 _COPY_BLOCK = 1 << 20
+_WRITE_BUFFER = 1 << 20
 
 
 @dataclass(slots=True)
@@ -89,6 +90,27 @@ class _Staged:
     fde: bytes
     file: BinaryIO
     length: int = 0
+
+
+class BatchTxn(Protocol):
+    """What `BinlogStore.append_batch` reads of a transaction (a Raft entry's `Txn`)."""
+
+    @property
+    def gtid(self) -> str: ...
+    @property
+    def data(self) -> bytes: ...
+    @property
+    def source_end_pos(self) -> int: ...
+    @property
+    def timestamp(self) -> int: ...
+
+
+def gtid_key(text: str) -> tuple[Tsid, int]:
+    """`uuid:gno` or `uuid:tag:gno` -> ((uuid, tag), gno) without building a Gtid (hot path;
+    the text was produced by `str(Gtid)` on the leader, so it is canonical)."""
+    head, _, gno = text.rpartition(":")
+    uuid, _, tag = head.partition(":")
+    return (uuid, tag), int(gno)
 
 
 def gtid_from_text(text: str) -> Gtid:
@@ -126,6 +148,7 @@ class BinlogStore:
         self._data: _SegmentWriter | None = None
         self._index: IndexWriter | None = None
         self._active_fde: bytes | None = None
+        self._active_identity: bytes | None = None  # fde_identity(_active_fde), for the hot path
         self._staged: _Staged | None = None
         self._listeners: list[Callable[[], None]] = []
         self._total_bytes = 0
@@ -291,7 +314,7 @@ class BinlogStore:
         self._data = _SegmentWriter(path, append=True)
         entries = read_index(index_path(path))
         self._index = IndexWriter(index_path(path), existing=entries, source_file=seg.source_file)
-        self._active_fde = layout.read_fde(path)
+        self._set_active_fde(layout.read_fde(path))
 
     # ------------------------------------------------------------------ reading
     @property
@@ -373,6 +396,71 @@ class BinlogStore:
             self._data.write(txn.data)
             self._finish_append(txn.gtid, offset, len(txn.data), txn.source_end_pos, txn.timestamp)
         return True
+
+    def append_batch(self, txns: Sequence[BatchTxn], *, fde: bytes, source_file: str) -> tuple[int, int]:
+        """Appends whole transactions of one source file, in order, skipping those already
+        committed; returns (transactions appended, their bytes).
+
+        The same result as `append` for each transaction in turn, with the per-transaction
+        work cut to what differs between them: the format check is done once, the segment
+        record is updated once per segment, GTIDs are never turned into objects.  This is the
+        apply path of every member, so its cost per transaction bounds ingest throughput.
+        """
+        appended = 0
+        appended_bytes = 0
+        identity = layout.fde_identity(fde)
+        committed = self._committed
+        with self._lock:
+            if self._staged is not None:
+                raise StoreError("a staged transaction must be committed or discarded first")
+            first_ts = 0
+            for txn in txns:
+                key, gno = gtid_key(txn.gtid)
+                if committed.contains_gno(key, gno):
+                    continue
+                data = self._data
+                if (
+                    data is None
+                    or data.size >= self._segment_bytes
+                    or self._active_identity != identity
+                    or self._segments[-1].source_file != source_file
+                ):
+                    self._note_active(first_ts)
+                    # A new segment's header holds the committed set, which this batch grew.
+                    self._committed_snapshot = None
+                    self._prepare_segment(fde, source_file, txn.timestamp)
+                    data = self._data
+                    assert data is not None
+                    first_ts = 0
+                assert self._index is not None
+                offset = data.size
+                data.write(txn.data)
+                size = len(txn.data)
+                self._index.append_gtid(key, gno, offset, size, txn.source_end_pos)
+                committed.add_gno(key, gno)
+                first_ts = first_ts or txn.timestamp
+                appended += 1
+                appended_bytes += size
+            if appended:
+                self._committed_snapshot = None
+                self._committed_txns += appended
+                self._total_bytes += appended_bytes
+                self._note_active(first_ts)
+        return appended, appended_bytes
+
+    def _set_active_fde(self, fde: bytes | None) -> None:
+        self._active_fde = fde
+        self._active_identity = None if fde is None else layout.fde_identity(fde)
+
+    def _note_active(self, first_ts: int) -> None:
+        """Brings the active segment's record up to the bytes written into it."""
+        if self._data is None or not self._segments:
+            return
+        seg = self._segments[-1]
+        if seg.size != self._data.size or (first_ts and not seg.first_timestamp):
+            self._segments[-1] = replace(
+                seg, size=self._data.size, first_timestamp=seg.first_timestamp or first_ts
+            )
 
     def stage(self, chunk: bytes, *, fde: bytes, gtid: str, source_file: str, timestamp: int) -> None:
         """Keeps a piece of a large transaction aside until its last piece commits.
@@ -466,7 +554,7 @@ class BinlogStore:
         self._segments[-1] = replace(active, size=size, sealed=True)
         self._data = None
         self._index = None
-        self._active_fde = None
+        self._set_active_fde(None)
 
     def _open_segment(self, fde: bytes, source_file: str) -> None:
         number = segment_number(self._segments[-1].name) + 1 if self._segments else 1
@@ -478,7 +566,7 @@ class BinlogStore:
         self._data.fsync()
         self._index = IndexWriter(index_path(path), source_file=source_file)
         fsync_dir(self._dir)
-        self._active_fde = layout.normalized_fde(fde)
+        self._set_active_fde(layout.normalized_fde(fde))
         self._total_bytes += len(header)
         self._segments.append(
             SegmentInfo(
@@ -660,7 +748,9 @@ class _SegmentWriter:
     """Buffered appends to the active segment file, with explicit flush and fsync."""
 
     def __init__(self, path: Path, *, append: bool) -> None:
-        self._file = open(path, "r+b" if append else "w+b")
+        # A large buffer: `publish` flushes once per Raft entry, so bytes leave in one write
+        # per entry instead of one per 8 KiB.
+        self._file = open(path, "r+b" if append else "w+b", buffering=_WRITE_BUFFER)
         self._file.seek(0, os.SEEK_END)
         self.size = self._file.tell()
 

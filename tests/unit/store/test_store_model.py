@@ -1,13 +1,15 @@
 """Random operation sequences against the store, checked against a simple model.
 
-The model is the ordered list of committed transactions.  Operations: appends (duplicates
-included), chunked transactions committed or abandoned, publish, checkpoint, clean restart,
-kill with the active segment cut at a random byte, purge of the oldest segment.  After every
-step the store must hold exactly the model's transactions in valid, chained segments.
+The model is the ordered list of committed transactions.  Operations: appends one at a time
+and in batches as a Raft entry applies them (duplicates included), chunked transactions
+committed or abandoned, publish, checkpoint, clean restart, kill with the active segment cut
+at a random byte, purge of the oldest segment.  After every step the store must hold exactly
+the model's transactions in valid, chained segments.
 """
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import tempfile
 from pathlib import Path
@@ -16,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kingbus.binlog.gtids import Gtid, GtidSet
+from kingbus.raft.entries import Txn
 from kingbus.store.index import index_path, read_index
 from kingbus.store.store import BinlogStore
 from tests.support.fabricate import SourceStream, SourceTxn, check_segment_file, incoming
@@ -37,6 +40,7 @@ POOL = _pool()
 
 OPS = st.one_of(
     st.tuples(st.just("append"), st.integers(0, len(POOL) - 1)),
+    st.tuples(st.just("batch"), st.integers(0, len(POOL) - 1), st.integers(1, 8)),
     st.tuples(st.just("chunked"), st.integers(0, len(POOL) - 1), st.booleans(), st.integers(1, 4)),
     st.tuples(st.just("publish")),
     st.tuples(st.just("checkpoint")),
@@ -94,6 +98,24 @@ def test_random_operations_keep_the_store_exact(ops: list[tuple[object, ...]]) -
                 assert store.append(incoming(item), item.fde) == fresh
                 if fresh:
                     model.append(item)
+            elif kind == "batch":
+                # What a Raft entry applies: consecutive transactions, one call per source file.
+                first, count = int(str(op[1])), int(str(op[2]))
+                items = POOL[first : first + count]
+                for (source_file, fde), group in itertools.groupby(items, lambda i: (i.source_file, i.fde)):
+                    txns = [Txn(i.txn.gtid, i.txn.end_pos, i.txn.timestamp, i.txn.data) for i in group]
+                    known = {t.txn.gtid for t in model}
+                    fresh = [
+                        i
+                        for i in POOL[first : first + count]
+                        if (i.source_file, i.fde) == (source_file, fde)
+                        and i.txn.gtid in {t.gtid for t in txns}
+                        and i.txn.gtid not in known
+                        and not purged.contains(Gtid.parse(i.txn.gtid))
+                    ]
+                    appended = store.append_batch(txns, fde=fde, source_file=source_file)
+                    assert appended == (len(fresh), sum(len(i.txn.data) for i in fresh))
+                    model.extend(fresh)
             elif kind == "chunked":
                 item = POOL[int(str(op[1]))]
                 commit, pieces = bool(op[2]), int(str(op[3]))
