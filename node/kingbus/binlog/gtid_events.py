@@ -119,10 +119,20 @@ def gtid_of_event(event: Buffer, *, checksum: bool) -> Gtid:
 
 def _classic_gtid(event: Buffer) -> Gtid:
     (gno,) = _GNO.unpack_from(event, HEADER_LEN + 17)
+    raw = bytes(event[HEADER_LEN + 1 : HEADER_LEN + 17])
+    uuid = _UUID_TEXTS.get(raw)
+    if uuid is None:  # a source uses few UUIDs: format each once (hot path)
+        uuid = uuid_text(raw)
+        if len(_UUID_TEXTS) >= 4096:
+            _UUID_TEXTS.clear()
+        _UUID_TEXTS[raw] = uuid
     try:
-        return Gtid(uuid_text(event[HEADER_LEN + 1 : HEADER_LEN + 17]), gno)
+        return Gtid(uuid, gno)
     except ValueError as exc:
         raise MalformedEvent(f"GTID event: {exc}") from exc
+
+
+_UUID_TEXTS: dict[bytes, str] = {}
 
 
 def _decode_tagged(body: memoryview) -> GtidEventInfo:

@@ -99,6 +99,8 @@ CONTROL_TYPES = frozenset(
 _NOT_IN_TRANSACTION = (CONTROL_TYPES - _HEARTBEATS - {_INCIDENT}) | {_GTID, _GTID_TAGGED, _ANONYMOUS_GTID}
 
 _KNOWN_TYPES = frozenset(int(t) for t in EventType)
+#: Event types on which `_step` may do anything but "continue" inside BEGIN .. COMMIT.
+_DECIDES_IN_BEGIN = _NOT_IN_TRANSACTION | _HEARTBEATS | {_QUERY, _XID}
 
 # States.
 _IDLE, _AFTER_GTID, _IN_BEGIN, _IN_XA = range(4)
@@ -258,6 +260,11 @@ class TransactionAssembler:
             raise MalformedEvent(f"{type_name(event_type)} event with log_pos {log_pos}: bad CRC32")
 
         state = self._state
+        if state == _IN_BEGIN and event_type not in _DECIDES_IN_BEGIN:
+            # The common case (rows and table maps inside BEGIN .. COMMIT), without `_step`.
+            self._parts.append(event)
+            self._n += 1
+            return None
         if checksum is None and state == _IDLE and event_type not in CONTROL_TYPES:
             raise UnexpectedEvent(
                 f"{type_name(event_type)} event before any Format_description: checksum setting unknown"

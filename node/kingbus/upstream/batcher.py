@@ -44,7 +44,8 @@ class Batcher:
 
     def add(self, txn: entries.Txn, context: SourceContext) -> list[entries.TxnBatch | entries.TxnChunk]:
         out: list[entries.TxnBatch | entries.TxnChunk] = []
-        if self._context is not None and context != self._context:
+        # Identity first: the syncer passes the same object until the source file changes.
+        if self._context is not None and context is not self._context and context != self._context:
             out.extend(self.flush())
         self._context = context
         size = len(txn.data) + entries.TXN_OVERHEAD

@@ -13,19 +13,23 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import struct
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import pymysql
 
 from kingbus.binlog.gtids import GtidSet
+from kingbus.upstream.dumpstream import DumpEvent, DumpStream, StreamEnd, StreamError
 
 COM_REGISTER_SLAVE = 0x15
 COM_BINLOG_DUMP_GTID = 0x1E
 DUMP_FLAG_HEARTBEAT_V2 = 0x02
 SEMI_SYNC_INDICATOR = 0xEF
 SEMI_SYNC_ACK_REQUESTED = 0x01
+_STREAM_READ_BYTES = 256 * 1024
 
 
 class SourceRefused(Exception):
@@ -46,12 +50,6 @@ class SourceFacts:
     tls_cipher: str  # empty when the connection is not encrypted
 
 
-@dataclass(frozen=True, slots=True)
-class DumpEvent:
-    raw: bytes  # the event exactly as the source sent it: header, body, CRC
-    ack_requested: bool  # semi-sync: the source waits for an acknowledgement of this event
-
-
 def _packet(payload: bytes, seq: int = 0) -> bytes:
     return struct.pack("<I", len(payload))[:3] + bytes([seq]) + payload
 
@@ -60,6 +58,21 @@ def _lenenc_str(value: bytes) -> bytes:
     if len(value) >= 251:
         raise ValueError("string too long for this encoder")
     return bytes([len(value)]) + value
+
+
+def _tls_arguments(mode: str) -> dict[str, Any]:
+    """PyMySQL's TLS arguments for a `source.tls` mode (MySQL's SOURCE_SSL semantics: the
+    source's certificate is not verified; that needs a CA, which is not configurable yet)."""
+    if mode == "disabled":
+        return {"ssl_disabled": True}
+    if mode == "required":
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return {"ssl": context}
+    if mode == "preferred":
+        return {}  # PyMySQL's default: TLS when the source offers it
+    raise ValueError(f"unknown source TLS mode {mode!r}")
 
 
 class SourceConnection:
@@ -72,8 +85,10 @@ class SourceConnection:
         password: str,
         connect_timeout: float,
         read_timeout: float,
+        tls: str = "preferred",
     ) -> None:
         self._conn = pymysql.connect(
+            **_tls_arguments(tls),
             host=host,
             port=port,
             user=user,
@@ -88,6 +103,8 @@ class SourceConnection:
         )
         self.semi_sync = False
         self._write_lock = threading.Lock()
+        self._stream = DumpStream()
+        self._ended = False
 
     def _scalar(self, sql: str) -> str:
         with self._conn.cursor() as cur:
@@ -163,17 +180,40 @@ class SourceConnection:
         self._conn._next_seq_id = 1
         self._conn._write_bytes(_packet(payload))
 
-    def read_event(self) -> DumpEvent | None:
-        """The next event, or None when the source ended the stream (EOF)."""
-        packet = self._conn._read_packet()
-        data: bytes = packet.get_all_data()
-        if data[0] == 0xFE and len(data) < 9:
+    def read_events(self) -> list[DumpEvent] | None:
+        """The events that have arrived (at least one), or None once the source ended the
+        stream (EOF).  An ERR packet raises the source's error, as PyMySQL would.
+
+        After COM_BINLOG_DUMP_GTID the source only streams, so events are cut here from
+        large reads of PyMySQL's socket file (`kingbus.upstream.dumpstream`), many at a time,
+        instead of one `_read_packet` (two reads, a packet object) per event.
+        """
+        if self._ended:
             return None
-        if data[0] != 0:
-            raise SourceRefused(f"unexpected packet 0x{data[0]:02x} in the binlog stream")
-        if self.semi_sync and len(data) > 2 and data[1] == SEMI_SYNC_INDICATOR:
-            return DumpEvent(data[3:], bool(data[2] & SEMI_SYNC_ACK_REQUESTED))
-        return DumpEvent(data[1:], False)
+        stream = self._stream
+        stream.semi_sync = self.semi_sync
+        while True:
+            items = stream.take()
+            if items:
+                break
+            chunk = self._conn._rfile.read1(_STREAM_READ_BYTES)
+            if not chunk:
+                raise ConnectionResetError("the source closed the connection")
+            stream.feed(chunk)
+        out: list[DumpEvent] = []
+        for item in items:
+            if isinstance(item, DumpEvent):
+                out.append(item)
+            elif isinstance(item, StreamEnd):
+                self._ended = True
+                break
+            elif isinstance(item, StreamError):
+                pymysql.err.raise_mysql_exception(item.payload)  # e.g. 1236
+            else:
+                raise SourceRefused(f"unexpected packet 0x{item.first_byte:02x} in the binlog stream")
+        if not out and self._ended:
+            return None
+        return out
 
     def acknowledge(self, source_file: str, position: int) -> None:
         """Semi-sync ACK; called from another thread than the reader, hence the raw write."""

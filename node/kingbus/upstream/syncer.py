@@ -69,6 +69,9 @@ def replica_uuid_for(raft_password: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_OID, "kingbus:" + raft_password))
 
 
+_CHECK_SECONDS = 0.05
+
+
 class _SessionEnded(Exception):
     pass
 
@@ -199,6 +202,7 @@ class Syncer:
             password=self._secrets.open(source.password_enc),
             connect_timeout=self._options.connect_timeout,
             read_timeout=max(3.0, 3 * self._options.heartbeat_seconds),
+            tls=source.tls,
         )
         with self._lock:
             self._conn = conn
@@ -235,34 +239,45 @@ class Syncer:
         assembler = transactions.TransactionAssembler(checksum=True)
         source_file = ""
         fde = b""
+        context = SourceContext(source_file, fde)
         first = True
+        # Whether this session is still wanted is checked every CHECK_SECONDS, not for every
+        # transaction: it takes locks and compares the source configuration, and a session
+        # that lost leadership cannot commit anything anyway (its proposals fail).
+        next_check = 0.0
         while True:
-            event = conn.read_event()
-            if event is None:
+            batch = conn.read_events()
+            if batch is None:
                 raise _SessionEnded("the source ended the binlog stream")
-            raw = event.raw  # the assembler verifies every event's CRC32
             if first:
                 self.state = "streaming"
                 self.error = ""
                 self._backoff.reset()
                 first = False
-            item = assembler.feed(raw)
-            if isinstance(item, transactions.Transaction):
-                self._idle = False
-                gtid_text = str(item.gtid)
-                data = item.events_bytes
-                txn = entries.Txn(gtid_text, item.last_log_pos, int.from_bytes(data[:4], "little"), data)
-                if event.ack_requested:  # the source asks on a transaction's last event
-                    self._note_ack(gtid_text, source_file, item.last_log_pos)
-                self._submit(txn, SourceContext(source_file, fde))
-                if not self._still_wanted(source, term):
-                    raise _SessionEnded("leadership or configuration changed")
-            elif item is not None:
+            # Whole transactions of this read, handed over under one lock acquisition.
+            ready: list[entries.Txn] = []
+            for event in batch:
+                item = assembler.feed(event.raw)  # verifies the event's CRC32
+                if item is None:
+                    continue
+                if isinstance(item, transactions.Transaction):
+                    gtid_text = str(item.gtid)
+                    data = item.events_bytes
+                    txn = entries.Txn(gtid_text, item.last_log_pos, int.from_bytes(data[:4], "little"), data)
+                    if event.ack_requested:  # the source asks on a transaction's last event
+                        self._note_ack(gtid_text, source_file, item.last_log_pos)
+                    ready.append(txn)
+                    continue
+                if ready:
+                    self._submit(ready, context)
+                    ready = []
                 kind = item.event_type
                 if kind == events.EventType.ROTATE:
                     source_file = control_events.decode_rotate(item.data, checksum=True).next_file
+                    context = SourceContext(source_file, fde)
                 elif kind == events.EventType.FORMAT_DESCRIPTION:
                     fde = item.data
+                    context = SourceContext(source_file, fde)
                 elif kind in (events.EventType.HEARTBEAT, events.EventType.HEARTBEAT_V2):
                     with self._lock:
                         self._idle = self._in_flight == 0 and not (
@@ -270,11 +285,18 @@ class Syncer:
                         )
                     if conn.semi_sync and self._idle and not assembler.in_transaction:
                         self._acknowledge_heartbeat(conn, item.data)
-                    if not self._still_wanted(source, term):
-                        raise _SessionEnded("leadership or configuration changed")
-            with self._lock:
-                if self._failure is not None:
-                    raise RaftError(self._failure)
+                    next_check = 0.0
+            if ready:
+                self._idle = False
+                self._submit(ready, context)
+            now = time.monotonic()
+            if now >= next_check:
+                next_check = now + _CHECK_SECONDS
+                if not self._still_wanted(source, term):
+                    raise _SessionEnded("leadership or configuration changed")
+            failure = self._failure  # set under the lock; reading one attribute needs none
+            if failure is not None:
+                raise RaftError(failure)
 
     def _acknowledge_heartbeat(self, conn: SourceConnection, event: bytes) -> None:
         """Semi-sync: acknowledge the position of a heartbeat when everything before it is
@@ -302,19 +324,21 @@ class Syncer:
             self._ack_requests[gtid] = position
             self._ack_file = source_file
 
-    def _submit(self, txn: entries.Txn, context: SourceContext) -> None:
+    def _submit(self, txns: list[entries.Txn], context: SourceContext) -> None:
         with self._lock:
             # Back-pressure: wait while the pipeline is over its byte budget.
             while self._in_flight_bytes > self._options.max_in_flight_bytes and self._failure is None:
                 self._lock.wait(0.5)
                 if self._stop.is_set():
                     raise _SessionEnded("stopping")
-            assert self._batcher is not None
-            ready = self._batcher.add(txn, context)
-            if not ready and self._in_flight < self._options.max_in_flight:
-                ready = self._batcher.flush()
-            for entry in ready:
-                self._propose_locked(entry)
+            batcher = self._batcher
+            assert batcher is not None
+            for txn in txns:
+                for entry in batcher.add(txn, context):
+                    self._propose_locked(entry)
+            if self._in_flight < self._options.max_in_flight:
+                for entry in batcher.flush():
+                    self._propose_locked(entry)
 
     def _propose_locked(self, entry: entries.TxnBatch | entries.TxnChunk) -> None:
         payload = entries.encode(entry)
