@@ -84,6 +84,10 @@ class KingbusSettings:
     poll: float = KINGBUS_POLL_SECONDS  # seconds between /status polls of each member
     fsync: str = "always"  # raft.fsync of every member; "never" only to see what fsync costs
     profile_dir: Path | None = None  # py-spy every member into this directory
+    # TLS on both readers' connections to the source, or on neither: the comparison is only
+    # fair with the same transport (a MySQL replica does not encrypt unless SOURCE_SSL=1).
+    tls: bool = False
+    entry_bytes: int | None = None  # raft.entry_bytes of every member; None: the node's default
 
 
 class Aborted(BaseException):
@@ -113,10 +117,13 @@ def _raise_aborted(signum: int, _frame: FrameType | None) -> None:
 
 
 @contextlib.contextmanager
-def _started_cluster(base: Path, *, fsync: str) -> Iterator[Cluster]:
+def _started_cluster(base: Path, *, fsync: str, entry_bytes: int | None) -> Iterator[Cluster]:
     cluster = Cluster(base, 3)
+    raft: dict[str, object] = {"fsync": fsync}
+    if entry_bytes is not None:
+        raft["entry_bytes"] = entry_bytes
     for member in cluster.members:
-        member.extra = {"raft": {"fsync": fsync}}
+        member.extra = {"raft": raft}
     _live_clusters.append(cluster)
     try:
         cluster.start()
@@ -229,7 +236,8 @@ def measure_kingbus(base: Path, source: PreloadedSource, settings: KingbusSettin
     (which costs CPU on a small machine: use it to find where time goes, not for the figures).
     """
     profile_dir = settings.profile_dir
-    with _started_cluster(base, fsync=settings.fsync) as cluster, contextlib.ExitStack() as stack:
+    started_cluster = _started_cluster(base, fsync=settings.fsync, entry_bytes=settings.entry_bytes)
+    with started_cluster as cluster, contextlib.ExitStack() as stack:
         members = cluster.members
         leader_member = cluster.leader()
         leader = leader_member.name
@@ -247,7 +255,7 @@ def measure_kingbus(base: Path, source: PreloadedSource, settings: KingbusSettin
         meter.start()
         lo_before = loopback_bytes()
         started = time.monotonic()
-        cluster.set_source("127.0.0.1", source.server.port)
+        cluster.set_source("127.0.0.1", source.server.port, tls="required" if settings.tls else "disabled")
         pipeline = PipelineSamples()
         finished = _wait_all_committed(
             members,
@@ -295,10 +303,11 @@ def measure_replica(
     port: int,
     sync_relay_log: bool,
     timeout: float,
+    tls: bool,
 ) -> Rate:
     """Wall time from START REPLICA IO_THREAD until Retrieved_Gtid_Set covers the target."""
     with _started_server(tree, base, port=port, server_id=2) as replica:
-        replica.replicate_from(source.server.host, source.server.port, start=False)
+        replica.replicate_from(source.server.host, source.server.port, start=False, ssl=tls)
         target = source.target.format()
         with contextlib.closing(replica.connect(cursorclass=pymysql.cursors.DictCursor)) as conn:
             cur = conn.cursor()
@@ -368,6 +377,7 @@ def run_phase(
                     port=replica_port,
                     sync_relay_log=synced_flag,
                     timeout=settings.timeout,
+                    tls=settings.tls,
                 )
                 log(f"[{kind}] replica ({label}): {rate.seconds:.2f} s")
                 _discard(phase_dir / f"replica-{label}", keep)
@@ -411,9 +421,12 @@ def machine_facts(args: argparse.Namespace, tree: mysql.MySQLTree) -> dict[str, 
         "load average at start": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
         "python": sys.version.split()[0],
         "mysql": tree.version,
+        "source connections": "TLS (both readers)" if args.tls else "plain (both readers)",
         "kingbus raft.fsync": f"{args.fsync} (every member)"
         + ("" if args.fsync == "always" else "  <-- DIAGNOSTIC RUN, not the benchmark's figures"),
-        "kingbus raft.entry_bytes": f"{defaults['entry_bytes']} (default)",
+        "kingbus raft.entry_bytes": str(args.entry_bytes)
+        if args.entry_bytes is not None
+        else f"{defaults['entry_bytes']} (default)",
         "small transaction": f"1 row of {args.small_size} B",
         "large transaction": f"16 rows, {args.large_size} B in all",
         "work dir": str(args.work_dir),
@@ -464,6 +477,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         choices=("always", "never"),
         default="always",
         help="raft.fsync of the members; 'never' is a diagnostic (what fsync costs), not the benchmark",
+    )
+    parser.add_argument(
+        "--entry-bytes",
+        type=int,
+        default=None,
+        help="raft.entry_bytes of the members (default: the node's default)",
+    )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="both readers encrypt their source connection (Kingbus source tls=required, the replica "
+        "SOURCE_SSL=1); by default neither does, as a MySQL replica's default",
     )
     parser.add_argument(
         "--keep", action="store_true", help="keep the scratch directory and every phase's data and logs"
@@ -522,7 +547,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     size=size,
                     replicas=not args.skip_replica,
                     settings=KingbusSettings(
-                        timeout=args.timeout, poll=args.poll, fsync=args.fsync, profile_dir=args.profile
+                        timeout=args.timeout,
+                        poll=args.poll,
+                        fsync=args.fsync,
+                        profile_dir=args.profile,
+                        tls=args.tls,
+                        entry_bytes=args.entry_bytes,
                     ),
                     log=log,
                     keep=args.keep,

@@ -227,6 +227,7 @@ class SourceConfig:
     password_file: Path
     start_gtid_set: str = ""
     semi_sync: bool = False
+    tls: str = "preferred"
 
 
 @dataclass(frozen=True)
@@ -525,6 +526,7 @@ _SCHEMA: Final[dict[str, _Key]] = {
     "source.password_file": _Key(_readable_file, _REQUIRED),
     "source.start_gtid_set": _Key(lambda raw: _text(raw).strip(), default=""),
     "source.semi_sync": _Key(_bool, default=False),
+    "source.tls": _Key(_choice("preferred", "required", "disabled"), default="preferred"),
     "store.segment_bytes": _Key(_size(4096), default=64 * MiB),
     "store.retention_bytes": _Key(_size(0), default=0),
     "store.retention_seconds": _Key(_int_between(0, 2**62), default=0),
@@ -712,6 +714,7 @@ def _build(v: Mapping[str, Any], *, present: set[str]) -> Config:
             password_file=v["source.password_file"],
             start_gtid_set=v["source.start_gtid_set"],
             semi_sync=v["source.semi_sync"],
+            tls=v["source.tls"],
         )
     store = StoreConfig(
         segment_bytes=v["store.segment_bytes"],

@@ -25,7 +25,7 @@ from kingbus.api.control import SourceSpec
 from kingbus.api.metrics import Metrics
 from kingbus.api.server import AdminServer, serve_admin
 from kingbus.binlog.gtids import GtidSet
-from kingbus.config import Config, secret
+from kingbus.config import Config, ConfigError, secret
 from kingbus.raft import entries, transfer
 from kingbus.raft.cluster import NotLeaderError, RaftError, RaftMember, RaftOptions
 from kingbus.raft.secrets import SecretBox
@@ -129,6 +129,7 @@ class Node:
             self._metrics_loop(),
             self._retention_loop(),
             self._members_loop(),
+            self._configured_source_loop(),
         ):
             self._tasks.append(asyncio.create_task(coro))
         log.info("node %s started: raft %s, admin %s", self.config.name, options.address, self.admin_url)
@@ -321,6 +322,7 @@ class Node:
                 start_gtid_set=spec.start_gtid_set or "",
                 semi_sync=spec.semi_sync,
                 running=True,
+                tls=spec.tls,
             )
         )
         self._poke_syncer()
@@ -331,17 +333,7 @@ class Node:
         if current is None:
             raise api_errors.Conflict("no source is configured; PUT /source first")
         if current.running != running:
-            await self._propose(
-                entries.SourceConfig(
-                    host=current.host,
-                    port=current.port,
-                    user=current.user,
-                    password_enc=current.password_enc,
-                    start_gtid_set=current.start_gtid_set,
-                    semi_sync=current.semi_sync,
-                    running=running,
-                )
-            )
+            await self._propose(dataclasses.replace(current, running=running))
         self._poke_syncer()
 
     async def start_source(self) -> None:
@@ -424,6 +416,32 @@ class Node:
             raft.propose(entries.encode(me), callback)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done, 10)
+
+    async def _configured_source_loop(self) -> None:
+        """Applies the config file's `source` section once, through the leader, when the
+        cluster has no source yet.  After that the replicated setting (PUT /source) wins: a
+        restart with an older file never re-points a running cluster."""
+        wanted = self.config.source
+        if wanted is None:
+            return
+        while self.machine.state.source is None:
+            await asyncio.sleep(1.0)
+            if self.machine.state.source is not None or not self.is_leader():
+                continue
+            try:
+                spec = SourceSpec(
+                    host=wanted.host,
+                    port=wanted.port,
+                    user=wanted.user,
+                    password=secret(wanted.password_file, allow_empty=True),
+                    start_gtid_set=wanted.start_gtid_set,
+                    semi_sync=wanted.semi_sync,
+                    tls=wanted.tls,
+                )
+                await self.set_source(spec)
+                log.info("source %s:%d set from the configuration file", wanted.host, wanted.port)
+            except (api_errors.ApiError, ConfigError) as exc:
+                log.warning("cannot apply the configured source yet: %s", exc)
 
     async def _members_loop(self) -> None:
         """Remembers the Raft members on disk, for restarts of members that joined later."""

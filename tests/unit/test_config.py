@@ -196,6 +196,24 @@ def test_booleans_and_sizes_from_strings(secrets_dir: Path) -> None:
         assert load_config(None, base | {"KINGBUS_STORE_SEGMENT_BYTES": text}).store.segment_bytes == size
 
 
+def test_source_tls_mode(secrets_dir: Path) -> None:
+    base = minimal_env(secrets_dir) | {
+        "KINGBUS_SOURCE_HOST": "db",
+        "KINGBUS_SOURCE_USER": "u",
+        "KINGBUS_SOURCE_PASSWORD_FILE": str(secrets_dir / "source-password"),
+    }
+    default = load_config(None, base).source
+    assert default is not None and default.tls == "preferred"
+    for mode in ("preferred", "required", "disabled", "Required"):
+        cfg = load_config(None, base | {"KINGBUS_SOURCE_TLS": mode})
+        assert cfg.source is not None and cfg.source.tls == mode.lower()
+    with pytest.raises(ConfigError) as refused:
+        load_config(None, base | {"KINGBUS_SOURCE_TLS": "verify_ca"})
+    assert "source.tls (from KINGBUS_SOURCE_TLS): expected one of preferred, required, disabled" in str(
+        refused.value
+    )
+
+
 def test_join_seeds(full_file: Path) -> None:
     env = {"KINGBUS_RAFT_JOIN": "http://kb-0.kb:9595/, https://kb-1.kb:9595"}
     assert load_config(full_file, env).raft.join == ("http://kb-0.kb:9595", "https://kb-1.kb:9595")

@@ -18,6 +18,7 @@ from typing import Any, Final
 from kingbus import config
 from kingbus.api.control import SourceSpec
 from kingbus.api.errors import BadRequest
+from kingbus.raft.entries import SOURCE_TLS_MODES
 
 MAX_USER_LENGTH: Final = 32  # MySQL's limit on user names
 MAX_PASSWORD_LENGTH: Final = 1024
@@ -150,12 +151,18 @@ def _gtid_set(value: str) -> str:
     return value.strip()
 
 
+def _source_tls(value: str) -> str:
+    if value not in SOURCE_TLS_MODES:
+        raise ValueError(f"must be one of {', '.join(SOURCE_TLS_MODES)}")
+    return value
+
+
 def parse_source(raw: bytes) -> SourceSpec:
-    """PUT /source ``{"host", "port", "user", "password", "start_gtid_set"?, "semi_sync"?}``."""
+    """PUT /source ``{"host", "port", "user", "password", "start_gtid_set"?, "semi_sync"?, "tls"?}``."""
     fields = _Fields(
         parse_object(raw),
         required=("host", "port", "user", "password"),
-        optional=("start_gtid_set", "semi_sync"),
+        optional=("start_gtid_set", "semi_sync", "tls"),
     )
     host = fields.get("host", str, config.check_host)
     port = fields.get("port", int, config.check_port)
@@ -163,6 +170,7 @@ def parse_source(raw: bytes) -> SourceSpec:
     password = fields.get("password", str, _password)
     start = fields.get("start_gtid_set", str, _gtid_set)
     semi_sync = fields.get("semi_sync", bool)
+    tls = fields.get("tls", str, _source_tls)
     fields.done()
     return SourceSpec(
         host=host,
@@ -171,6 +179,7 @@ def parse_source(raw: bytes) -> SourceSpec:
         password=password,
         start_gtid_set=start or "",
         semi_sync=bool(semi_sync),
+        tls=tls or "preferred",
     )
 
 

@@ -87,6 +87,7 @@ class SourceSpec:
     password: str = field(repr=False)
     start_gtid_set: str = ""
     semi_sync: bool = False
+    tls: str = "preferred"
 
     def public(self) -> dict[str, Any]:
         """The spec as it may be shown: everything but the password."""
@@ -96,6 +97,7 @@ class SourceSpec:
             "user": self.user,
             "start_gtid_set": self.start_gtid_set,
             "semi_sync": self.semi_sync,
+            "tls": self.tls,
         }
 
 

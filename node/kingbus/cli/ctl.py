@@ -198,6 +198,8 @@ def _run(args: argparse.Namespace, client: Client) -> Any:
                 body["start_gtid_set"] = args.start_gtid_set
             if args.semi_sync:
                 body["semi_sync"] = True
+            if args.tls is not None:
+                body["tls"] = args.tls
             return client.call("PUT", "/source", body, auth=True)
         return client.call("POST", f"/source/{args.source_command}", auth=True)
     if args.command == "leader":
@@ -251,6 +253,12 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     set_source.add_argument("--start-gtid-set", default=None, help="GTID set to start after (default: none)")
     set_source.add_argument(
         "--semi-sync", action="store_true", help="acknowledge to the source after Raft commit"
+    )
+    set_source.add_argument(
+        "--tls",
+        choices=("preferred", "required", "disabled"),
+        default=None,
+        help="TLS toward the source, like SOURCE_SSL (default: preferred)",
     )
     source_commands.add_parser("start", help="start pulling")
     source_commands.add_parser("stop", help="stop pulling")

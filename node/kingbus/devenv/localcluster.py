@@ -242,9 +242,17 @@ class Cluster:
     def set_source(
         self, host: str, port: int, *, user: str = "repl", password: str = "replpass", **extra: Any
     ) -> Any:
-        leader = self.leader()
         body = {"host": host, "port": port, "user": user, "password": password, **extra}
-        return http("PUT", f"{leader.admin}/source", body)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                return http("PUT", f"{self.leader().admin}/source", body)
+            except ApiError as exc:
+                # As any client must: 503 (a leader change discarded it, no leader yet) means
+                # "ask again", not "the request is wrong".
+                if exc.status != 503 or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
     def wait_committed(
         self, gtid_set: str, timeout: float = 120, members: list[Member] | None = None

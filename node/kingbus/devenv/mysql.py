@@ -590,13 +590,20 @@ class MySQLServer:
         self.execute("GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO %s@'%%'", (user,))
 
     def replicate_from(
-        self, host: str, port: int, *, user: str = "repl", password: str = "replpass", start: bool = True
+        self,
+        host: str,
+        port: int,
+        *,
+        user: str = "repl",
+        password: str = "replpass",
+        start: bool = True,
+        ssl: bool = False,
     ) -> None:
         """Make this server a GTID auto-positioned replica of ``host:port`` (a MySQL or a Kingbus node)."""
         self.execute(
             "CHANGE REPLICATION SOURCE TO SOURCE_HOST=%s, SOURCE_PORT=%s, SOURCE_USER=%s, "
             "SOURCE_PASSWORD=%s, SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1, "
-            "SOURCE_CONNECT_RETRY=1, SOURCE_RETRY_COUNT=3600",
+            f"SOURCE_SSL={int(ssl)}, SOURCE_CONNECT_RETRY=1, SOURCE_RETRY_COUNT=3600",
             (host, port, user, password),
         )
         if start:

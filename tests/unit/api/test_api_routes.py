@@ -113,13 +113,31 @@ async def test_set_start_stop_source(leader: RunningNode) -> None:
     assert answer.status == 200
     assert await answer.json() == {
         "ok": True,
-        "source": {"host": "10.0.0.5", "port": 3306, "user": "repl", "start_gtid_set": "", "semi_sync": True},
+        "source": {
+            "host": "10.0.0.5",
+            "port": 3306,
+            "user": "repl",
+            "start_gtid_set": "",
+            "semi_sync": True,
+            "tls": "preferred",
+        },
     }
     assert leader.control.source is not None and leader.control.source.password == SOURCE["password"]
     assert (await leader.client.post("/source/start", headers=AUTH)).status == 200
     assert leader.control.status()["source"]["state"] == "streaming"
     assert (await leader.client.post("/source/stop", json={}, headers=AUTH)).status == 200
     assert leader.control.mutations == ["set_source 10.0.0.5:3306", "start_source", "stop_source"]
+
+
+async def test_source_tls_mode_is_kept_and_checked(leader: RunningNode) -> None:
+    answer = await leader.client.put("/source", json=SOURCE | {"tls": "required"}, headers=AUTH)
+    assert answer.status == 200
+    assert (await answer.json())["source"]["tls"] == "required"
+    assert leader.control.source is not None and leader.control.source.tls == "required"
+    refused = await leader.client.put("/source", json=SOURCE | {"tls": "verify"}, headers=AUTH)
+    assert refused.status == 400
+    reason = (await refused.json())["error"]
+    assert "tls" in reason and "preferred, required, disabled" in reason
 
 
 async def test_start_without_source_is_a_conflict(leader: RunningNode) -> None:
