@@ -286,9 +286,12 @@ class Cluster:
 
 
 @contextmanager
-def running_cluster(base: Path, size: int = 3) -> Iterator[Cluster]:
+def running_cluster(base: Path, size: int = 3, *, start: bool = True) -> Iterator[Cluster]:
+    """A cluster killed (-9) at the end whatever happens; `start=False` leaves starting it
+    to the caller (to change the members' configuration first)."""
     cluster = Cluster(base, size)
-    cluster.start()
+    if start:
+        cluster.start()
     try:
         yield cluster
     finally:

@@ -11,6 +11,12 @@ transactions (6-7 MB/s through three nodes, ~90% of the leader's CPU in `TcpConn
   bottleneck;
 * Fernet is AES-CBC + HMAC-SHA256 + base64, another 1.33x and two more passes.
 
+It also keeps the connection's buffers as `bytearray`s consumed from the front.  pysyncobj
+keeps them as `bytes`: every queued message copies the whole pending output, every partial
+`send` copies what is left, and every parsed message copies the rest of the input -- with
+megabytes of entries in flight to a follower, quadratic copying that cost the leader more
+than the work itself on large transactions.
+
 This module keeps the framing (a 4-byte length, then the payload) and the message contents,
 and changes only how a message becomes bytes: pickle protocol 5 (bytes stay raw), no
 compression, and AES-256-GCM (one authenticated pass) keyed from the cluster password.  The
@@ -23,6 +29,7 @@ the ciphertext as associated data, as Fernet binds it.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import pickle
@@ -77,14 +84,44 @@ def _send(self: Any, message: Any) -> None:
         from pysyncobj.monotonic import monotonic as monotonic_time
 
         data = self.encryptor.encrypt_at_time(data, int(monotonic_time()))
-    self._TcpConnection__writeBuffer += struct.pack("i", len(data)) + data
+    buffer = self._TcpConnection__writeBuffer
+    if type(buffer) is not bytearray:  # pysyncobj resets it to bytes() on (re)connection
+        buffer = self._TcpConnection__writeBuffer = bytearray(buffer)
+    buffer += struct.pack("i", len(data))
+    buffer += data
     self._TcpConnection__trySendBuffer()
+
+
+def _process_send(self: Any) -> bool:
+    """pysyncobj's `__processSend`, consuming the front of a bytearray instead of copying the
+    rest of the buffer after each partial send."""
+    buffer = self._TcpConnection__writeBuffer
+    if not buffer:
+        return False
+    try:
+        sent = self._TcpConnection__socket.send(buffer)
+    except OSError as e:
+        if e.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
+            self.disconnect()
+        return False
+    if sent < 0:
+        self.disconnect()
+        return False
+    if sent == 0:
+        return False
+    if type(buffer) is bytearray:
+        del buffer[:sent]
+    else:
+        self._TcpConnection__writeBuffer = buffer[sent:]
+    return True
 
 
 def _parse_message(self: Any) -> Any:
     buffer = self._TcpConnection__readBuffer
     if len(buffer) < 4:
         return None
+    if type(buffer) is not bytearray:  # from then on pysyncobj's `+=` appends in place
+        buffer = self._TcpConnection__readBuffer = bytearray(buffer)
     length = struct.unpack_from("i", buffer)[0]
     if len(buffer) - 4 < length:
         return None
@@ -106,7 +143,7 @@ def _parse_message(self: Any) -> Any:
     except Exception:
         self.disconnect()
         return None
-    self._TcpConnection__readBuffer = buffer[4 + length :]
+    del buffer[: 4 + length]
     return message
 
 
@@ -115,7 +152,12 @@ def check() -> None:
     import pysyncobj.tcp_connection
 
     conn = pysyncobj.tcp_connection.TcpConnection
-    for name in ("send", "_TcpConnection__processParseMessage", "_TcpConnection__trySendBuffer"):
+    for name in (
+        "send",
+        "_TcpConnection__processParseMessage",
+        "_TcpConnection__trySendBuffer",
+        "_TcpConnection__processSend",
+    ):
         if not hasattr(conn, name):
             raise RuntimeError(f"pysyncobj TcpConnection has no {name}: the transport patch needs 0.3.17")
     if not hasattr(pysyncobj.syncobj, "getEncryptor"):
@@ -133,6 +175,7 @@ def install() -> None:
 
     conn = pysyncobj.tcp_connection.TcpConnection
     conn.send = _send
+    conn._TcpConnection__processSend = _process_send
     conn._TcpConnection__processParseMessage = _parse_message
     pysyncobj.syncobj.getEncryptor = AeadEncryptor
     _installed = True

@@ -75,6 +75,11 @@ def _tls_arguments(mode: str) -> dict[str, Any]:
     raise ValueError(f"unknown source TLS mode {mode!r}")
 
 
+class ClosedHere(ConnectionError):
+    """The stream ended because this node closed the connection (a new configuration, a
+    lost leadership, shutdown): not a failure of the source."""
+
+
 class SourceConnection:
     def __init__(
         self,
@@ -105,6 +110,7 @@ class SourceConnection:
         self._write_lock = threading.Lock()
         self._stream = DumpStream()
         self._ended = False
+        self._closed_here = False
 
     def _scalar(self, sql: str) -> str:
         with self._conn.cursor() as cur:
@@ -196,8 +202,15 @@ class SourceConnection:
             items = stream.take()
             if items:
                 break
-            chunk = self._conn._rfile.read1(_STREAM_READ_BYTES)
+            try:
+                chunk = self._conn._rfile.read1(_STREAM_READ_BYTES)
+            except (OSError, ValueError):
+                if self._closed_here:
+                    raise ClosedHere("the connection was closed by this node") from None
+                raise
             if not chunk:
+                if self._closed_here:
+                    raise ClosedHere("the connection was closed by this node")
                 raise ConnectionResetError("the source closed the connection")
             stream.feed(chunk)
         out: list[DumpEvent] = []
@@ -224,6 +237,7 @@ class SourceConnection:
                 sock.sendall(_packet(payload))
 
     def close(self) -> None:
+        self._closed_here = True
         sock = getattr(self._conn, "_sock", None)
         try:
             if sock is not None:

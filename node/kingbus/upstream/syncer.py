@@ -45,7 +45,7 @@ from kingbus.raft.secrets import SecretBox
 from kingbus.raft.statemachine import StateMachine
 from kingbus.upstream.backoff import Backoff
 from kingbus.upstream.batcher import Batcher, SourceContext
-from kingbus.upstream.client import SourceConnection, SourceRefused
+from kingbus.upstream.client import ClosedHere, SourceConnection, SourceRefused
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ class Syncer:
             try:
                 self._session(source)
                 self._backoff.reset()
-            except _SessionEnded as exc:
+            except (_SessionEnded, ClosedHere) as exc:
                 log.info("syncer session ended: %s", exc)
             except (SourceRefused, RaftError, errors.BinlogError, pymysql.err.MySQLError, OSError) as exc:
                 self.state = "error"
@@ -246,7 +246,13 @@ class Syncer:
         # that lost leadership cannot commit anything anyway (its proposals fail).
         next_check = 0.0
         while True:
-            batch = conn.read_events()
+            try:
+                batch = conn.read_events()
+            except ClosedHere:
+                failure = self._failure  # a failed proposal closes the connection to stop us
+                if failure is not None:
+                    raise RaftError(failure) from None
+                raise
             if batch is None:
                 raise _SessionEnded("the source ended the binlog stream")
             if first:

@@ -1,0 +1,78 @@
+"""How a cluster is pointed at its source, against real MySQL 9.7 servers and real nodes:
+the config file's `source` section, and `source.tls` (MySQL's SOURCE_SSL choices)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kingbus.devenv import mysql
+from kingbus.devenv.localcluster import Cluster, running_cluster, wait_until
+from tests.support import REPL_PASSWORD, REPL_USER, MySQLServerFactory
+
+
+def _load(source: mysql.MySQLServer, rows: int) -> None:
+    source.execute("CREATE DATABASE IF NOT EXISTS s")
+    source.execute("CREATE TABLE IF NOT EXISTS s.t (id INT PRIMARY KEY, v VARCHAR(20))")
+    for i in range(rows):
+        source.execute("INSERT INTO s.t VALUES (%s, 'x')", (i,))
+
+
+def _source_status(cluster: Cluster) -> dict[str, object]:
+    """The leader's view of its source session; `tls` is the source's own answer
+    (`SHOW SESSION STATUS LIKE 'Ssl_cipher'` on that connection)."""
+    status: dict[str, object] = cluster.leader().status()["source"]
+    return status
+
+
+def test_the_config_files_source_is_applied_once_without_tls_when_disabled(
+    tmp_path: Path, mysql_source: mysql.MySQLServer
+) -> None:
+    _load(mysql_source, 20)
+    password_file = tmp_path / "source-password"
+    password_file.write_text(REPL_PASSWORD + "\n")
+    with running_cluster(tmp_path / "cluster", 3, start=False) as cluster:
+        for member in cluster.members:
+            member.extra = {
+                "source": {
+                    "host": "127.0.0.1",
+                    "port": mysql_source.port,
+                    "user": REPL_USER,
+                    "password_file": str(password_file),
+                    "tls": "disabled",
+                }
+            }
+        cluster.start()
+        cluster.wait_committed(mysql_source.gtid_executed(), timeout=90)
+        wait_until(
+            lambda: _source_status(cluster)["state"] == "streaming", timeout=30, what="a streaming session"
+        )
+        assert _source_status(cluster)["tls"] is False
+        # PUT /source wins over the file from then on, across a restart of every member.
+        cluster.set_source("127.0.0.1", mysql_source.port, tls="required")
+        wait_until(lambda: _source_status(cluster)["tls"] is True, timeout=60, what="a TLS session")
+        for member in cluster.members:
+            member.stop()
+        cluster.start()
+        mysql_source.execute("INSERT INTO s.t VALUES (1000, 'y')")
+        cluster.wait_committed(mysql_source.gtid_executed(), timeout=90)
+        assert _source_status(cluster)["tls"] is True, "the file's tls=disabled came back after a restart"
+
+
+def test_tls_required_refuses_a_source_without_tls_and_stores_nothing(
+    tmp_path: Path, mysql_server: MySQLServerFactory
+) -> None:
+    plain = mysql_server(extra_args=["--tls-version="])
+    plain.create_replication_user(REPL_USER, REPL_PASSWORD)
+    _load(plain, 5)
+    with running_cluster(tmp_path / "cluster", 3) as cluster:
+        cluster.leader(timeout=30)
+        cluster.set_source("127.0.0.1", plain.port, tls="required")
+        wait_until(
+            lambda: _source_status(cluster)["state"] == "error", timeout=60, what="the refusal in status"
+        )
+        error = str(_source_status(cluster)["error"])
+        assert "SSL" in error or "TLS" in error, error
+        assert all(m.status()["committed_gtid_set"] == "" for m in cluster.members)
+        cluster.set_source("127.0.0.1", plain.port, tls="preferred")
+        cluster.wait_committed(plain.gtid_executed(), timeout=90)
+        assert _source_status(cluster)["tls"] is False
