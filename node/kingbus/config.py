@@ -169,7 +169,7 @@ class RaftConfig:
     peers: tuple[str, ...]  # host:port of the other initial members
     password_file: Path
     fsync: str = "always"  # "always" | "never"
-    entry_bytes: int = 256 * 1024
+    entry_bytes: int = 2 * 1024 * 1024
     election_timeout_min_ms: int = 400  # file key raft.election_timeout_ms.min
     election_timeout_max_ms: int = 1400  # file key raft.election_timeout_ms.max
     journal_segment_bytes: int = 64 * MiB
@@ -506,7 +506,7 @@ _SCHEMA: Final[dict[str, _Key]] = {
     "raft.join": _Key(_admin_url_list, default=()),
     "raft.password_file": _Key(_readable_file, _REQUIRED),
     "raft.fsync": _Key(_choice("always", "never"), default="always"),
-    "raft.entry_bytes": _Key(_size(1024), default=256 * 1024),
+    "raft.entry_bytes": _Key(_size(1024), default=2 * 1024 * 1024),
     "raft.election_timeout_ms.min": _Key(_int_between(10, 600_000), default=400),
     "raft.election_timeout_ms.max": _Key(_int_between(10, 600_000), default=1400),
     "raft.journal_segment_bytes": _Key(_size(64 * 1024), default=64 * MiB),

@@ -97,7 +97,7 @@ def test_the_design_example_loads_into_typed_values(full_file: Path, secrets_dir
 
 def test_defaults_of_the_extensions(full_file: Path) -> None:
     cfg = load_config(full_file, {})
-    assert cfg.raft.entry_bytes == 262144
+    assert cfg.raft.entry_bytes == 2 * 1024 * 1024
     assert cfg.mysql.fast_auth == "always"
     assert (cfg.raft.election_timeout_min_ms, cfg.raft.election_timeout_max_ms) == (400, 1400)
     assert cfg.raft.join == ()

@@ -62,7 +62,7 @@ class RaftOptions:
     password: str
     data_dir: Path
     fsync: bool = True
-    entry_bytes: int = 256 * 1024
+    entry_bytes: int = 2 * 1024 * 1024
     election_timeout: tuple[float, float] = (0.4, 1.4)
     journal_segment_bytes: int = 64 * 1024 * 1024
     compaction_bytes: int = 64 * 1024 * 1024
@@ -124,7 +124,7 @@ class _KingbusSyncObj(SyncObj):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
 
     @replicated  # type: ignore[untyped-decorator]
-    def apply_entry(self, value: int, length: int) -> None:
+    def apply_entry(self, value: int | bytes, length: int | None = None) -> None:
         self._member._apply(entries.unpack_payload(value, length))
 
     def _SyncObj__onMessageReceived(self, node: Any, message: Any) -> None:
@@ -162,7 +162,12 @@ class RaftMember:
         buffer_bytes = 2 * batch_bytes
         transport.install()
         journal.install_journal_factory(
-            journal.JournalOptions(fsync=options.fsync, segment_bytes=options.journal_segment_bytes)
+            journal.JournalOptions(
+                fsync=options.fsync,
+                segment_bytes=options.journal_segment_bytes,
+                # Entries a leader has just written and is about to send to every follower.
+                recent_bytes=16 * 1024 * 1024,
+            )
         )
         conf = SyncObjConf(
             password=options.password,
@@ -269,8 +274,7 @@ class RaftMember:
         def done(_result: Any, error: int) -> None:
             callback(None if error == FAIL_REASON.SUCCESS else _fail_text(error))
 
-        value, length = entries.pack_payload(payload)
-        self._obj.apply_entry(value, length, callback=done)
+        self._obj.apply_entry(payload, callback=done)
 
     def propose_and_wait(self, payload: bytes, timeout: float = 10.0) -> None:
         done = threading.Event()

@@ -1,14 +1,14 @@
 """Raft entry payloads: a small, versioned binary codec (pure).
 
 Every Raft command Kingbus proposes is one of the records below, encoded by this module into
-bytes and handed to pysyncobj as a single integer (see `pack_payload`).  Our own codec, not
-pickle, so that what sits in the journal is a documented format that cannot execute anything
-when read, and so that its size is known before it is proposed (entries are bounded).
+bytes and handed to pysyncobj as they are.  Our own codec, not pickle, so that what sits in
+the journal is a documented format that cannot execute anything when read, and so that its
+size is known before it is proposed (entries are bounded).
 
-Why an integer: pysyncobj pickles commands with protocol 2, which stores a `bytes` object as
-a latin-1 string re-encoded in UTF-8 -- about 1.5 times larger for binary data and six times
-slower to pickle than the same bytes as a Python int (pickled as raw little-endian bytes).
-The length travels beside it because leading zero bytes do not survive `int.from_bytes`.
+pysyncobj pickles commands with protocol 2, which stores `bytes` as latin-1 text re-encoded
+in UTF-8 (1.5 times larger, slow); `kingbus.raft.transport` switches it to protocol 5, where
+bytes stay raw.  Journals written before that hold the payload as an integer and its length
+(`unpack_payload` reads them).
 
 Records
 -------
@@ -272,9 +272,15 @@ def decode(payload: bytes) -> Entry:
 
 
 def pack_payload(payload: bytes) -> tuple[int, int]:
-    """bytes -> (int, length), the form pysyncobj pickles compactly (see module docstring)."""
+    """bytes -> (int, length): how payloads were proposed before pickle protocol 5 (kept for
+    tests of journals written that way)."""
     return int.from_bytes(payload, "little"), len(payload)
 
 
-def unpack_payload(value: int, length: int) -> bytes:
-    return value.to_bytes(length, "little")
+def unpack_payload(value: int | bytes, length: int | None = None) -> bytes:
+    """A proposed payload as applied: bytes as they are, or an older journal's (int, length)."""
+    if isinstance(value, int):
+        if length is None:
+            raise EntryError("an integer payload needs its length")
+        return value.to_bytes(length, "little")
+    return value

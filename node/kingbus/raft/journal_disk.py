@@ -17,6 +17,7 @@ import os
 import sys
 import threading
 from array import array
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,10 @@ class JournalOptions:
 
     fsync: bool | str = "always"
     segment_bytes: int = DEFAULT_SEGMENT_BYTES
+    # Newest entries kept in memory, in bytes of commands (0: none).  A leader sends each new
+    # entry to every follower right after writing it; without this every send reads it back
+    # from disk and re-checks its CRC.  Bounded, so memory does not grow with the log.
+    recent_bytes: int = 0
     sync_file: SyncFn = os.fdatasync
     sync_dir: SyncFn = os.fsync
 
@@ -164,6 +169,8 @@ class DiskJournal:
         self._first_entry: Entry | None = None
         self._phys_last: Entry | None = None
         self._generation = 0
+        self._recent: OrderedDict[int, Entry] = OrderedDict()  # raft index -> entry, oldest first
+        self._recent_bytes = 0
 
         # Tentative cut (see the module docstring); when not tentative visible == physical.
         self._tentative = False
@@ -404,7 +411,7 @@ class DiskJournal:
             if pos == self._visible_len - 1:
                 assert self._visible_last is not None
                 return self._visible_last
-            return self._read(pos)
+            return self._entry_at(pos)
 
     def setRaftCommitIndex(self, raftCommitIndex: int) -> None:
         with self._lock:
@@ -563,6 +570,21 @@ class DiskJournal:
         self._phys_last = entry
         self._visible_len = len(self._offsets)
         self._visible_last = entry
+        self._remember(entry)
+
+    def _remember(self, entry: Entry) -> None:
+        budget = self.options.recent_bytes
+        if budget <= 0:
+            return
+        self._recent[entry[1]] = entry
+        self._recent_bytes += len(entry[0])
+        while self._recent_bytes > budget and self._recent:
+            _, old = self._recent.popitem(last=False)
+            self._recent_bytes -= len(old[0])
+
+    def _forget_recent(self) -> None:
+        self._recent.clear()
+        self._recent_bytes = 0
 
     def _new_segment(self, first_idx: int) -> _Segment:
         seq = self._next_seq
@@ -598,6 +620,7 @@ class DiskJournal:
             removed,
         )
         self._generation += 1
+        self._forget_recent()
         if pos == 0:
             self._clear()
             return
@@ -645,6 +668,7 @@ class DiskJournal:
         self._visible_len = 0
         self._visible_last = None
         self._generation += 1
+        self._forget_recent()
 
     def _drop_segments_before(self, first_idx: int) -> None:
         """Unlink leading segments whose records all precede `first_idx`."""
@@ -679,6 +703,9 @@ class DiskJournal:
             return self._first_entry
         if pos == len(self._offsets) - 1 and self._phys_last is not None:
             return self._phys_last
+        recent = self._recent.get(self._first_idx + pos)
+        if recent is not None:
+            return recent
         return self._read(pos)
 
     def _read(self, pos: int) -> Entry:

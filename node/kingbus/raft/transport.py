@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 _SALT = b"kingbus/raft-transport/v1"
 _TS = struct.Struct("<Q")
 _NONCE_LEN = 12
+_COMMAND_PICKLE_PROTOCOL = 5
 _installed = False
 
 
@@ -109,7 +110,11 @@ def _process_send(self: Any) -> bool:
         return False
     if sent == 0:
         return False
-    if type(buffer) is bytearray:
+    if sent == len(buffer):
+        # A fresh buffer: an emptied bytearray keeps its capacity, the high-water mark of
+        # what was queued for this peer.
+        self._TcpConnection__writeBuffer = bytearray()
+    elif type(buffer) is bytearray:
         del buffer[:sent]
     else:
         self._TcpConnection__writeBuffer = buffer[sent:]
@@ -143,11 +148,15 @@ def _parse_message(self: Any) -> Any:
     except Exception:
         self.disconnect()
         return None
-    del buffer[: 4 + length]
+    if len(buffer) == 4 + length:
+        self._TcpConnection__readBuffer = bytearray()  # as for the output: drop the capacity
+    else:
+        del buffer[: 4 + length]
     return message
 
 
 def check() -> None:
+    import pysyncobj.pickle
     import pysyncobj.syncobj
     import pysyncobj.tcp_connection
 
@@ -160,6 +169,8 @@ def check() -> None:
     ):
         if not hasattr(conn, name):
             raise RuntimeError(f"pysyncobj TcpConnection has no {name}: the transport patch needs 0.3.17")
+    if getattr(pysyncobj.pickle, "__protocol", None) not in (2, _COMMAND_PICKLE_PROTOCOL):
+        raise RuntimeError("pysyncobj.pickle has no __protocol: the command pickling patch needs 0.3.17")
     if not hasattr(pysyncobj.syncobj, "getEncryptor"):
         raise RuntimeError("pysyncobj.syncobj.getEncryptor is missing: the transport patch needs 0.3.17")
 
@@ -170,6 +181,7 @@ def install() -> None:
     if _installed:
         return
     check()
+    import pysyncobj.pickle
     import pysyncobj.syncobj
     import pysyncobj.tcp_connection
 
@@ -178,4 +190,7 @@ def install() -> None:
     conn._TcpConnection__processSend = _process_send
     conn._TcpConnection__processParseMessage = _parse_message
     pysyncobj.syncobj.getEncryptor = AeadEncryptor
+    # Commands (and membership changes) are pickled by pysyncobj.pickle with a module-global
+    # protocol, 2 for Python 2's sake; protocol 5 keeps the entries' bytes raw.
+    setattr(pysyncobj.pickle, "__protocol", _COMMAND_PICKLE_PROTOCOL)
     _installed = True

@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 class SyncerOptions:
     server_id: int
     replica_uuid: str
-    entry_bytes: int = 256 * 1024
+    entry_bytes: int = 2 * 1024 * 1024
     heartbeat_seconds: float = 1.0
     connect_timeout: float = 5.0
     max_in_flight: int = 16

@@ -85,6 +85,17 @@ def test_first_and_last_reads_are_cached_objects(tmp_path: Path) -> None:
     j._destroy()
 
 
+def test_recent_entries_are_served_from_memory_within_the_budget(tmp_path: Path) -> None:
+    j = DiskJournal(tmp_path / "j", JournalOptions(recent_bytes=3 * 20))
+    fill(j, 1, 6)  # commands of 20 bytes: the last three fit in the budget
+    assert j[3] is j[3] and j[4] is j[4]  # kept objects, not fresh reads from disk
+    assert j[1] is not j[1]  # older than the budget: read from disk each time
+    j.deleteEntriesFrom(4)  # position 4 on: a conflict cuts entries 5-6, never to be served again
+    j.add(b"new-0005", 5, 2)
+    assert j[4] == (b"new-0005", 5, 2)
+    j._destroy()
+
+
 def test_add_must_continue_the_log(tmp_path: Path) -> None:
     j = DiskJournal(tmp_path / "j")
     j.add(b"a", 7, 1)  # an empty journal starts wherever it is told (after clear / snapshot)

@@ -298,13 +298,18 @@ def run_scenario(f: Follower, log: list[Entry], messages: list[tuple[int, int, i
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(scenarios())
+@given(scenarios(), st.sampled_from([0, 40, 1 << 20]))
 def test_random_replays_never_lose_acknowledged_or_commit_unverified_entries(
     tmp_path_factory: pytest.TempPathFactory,
     scenario: tuple[list[Entry], list[Entry], list[tuple[int, int, int]]],
+    recent_bytes: int,
 ) -> None:
+    """Also with the in-memory cache of recent entries: none, a few, all of them."""
     log, start, messages = scenario
-    j = DiskJournal(tmp_path_factory.mktemp("prop") / "j", JournalOptions(fsync="never", segment_bytes=200))
+    j = DiskJournal(
+        tmp_path_factory.mktemp("prop") / "j",
+        JournalOptions(fsync="never", segment_bytes=200, recent_bytes=recent_bytes),
+    )
     for e in start:
         j.add(*e)
     run_scenario(Follower(j), log, messages)
