@@ -228,6 +228,7 @@ class SourceConfig:
     start_gtid_set: str = ""
     semi_sync: bool = False
     tls: str = "preferred"
+    tls_ca_file: Path | None = None  # the CA (PEM) that tls: verify_ca checks the source against
 
 
 @dataclass(frozen=True)
@@ -526,7 +527,8 @@ _SCHEMA: Final[dict[str, _Key]] = {
     "source.password_file": _Key(_readable_file, _REQUIRED),
     "source.start_gtid_set": _Key(lambda raw: _text(raw).strip(), default=""),
     "source.semi_sync": _Key(_bool, default=False),
-    "source.tls": _Key(_choice("preferred", "required", "disabled"), default="preferred"),
+    "source.tls": _Key(_choice("preferred", "required", "verify_ca", "disabled"), default="preferred"),
+    "source.tls_ca_file": _Key(_readable_file, default=None),
     "store.segment_bytes": _Key(_size(4096), default=64 * MiB),
     "store.retention_bytes": _Key(_size(0), default=0),
     "store.retention_seconds": _Key(_int_between(0, 2**62), default=0),
@@ -668,6 +670,8 @@ def _cross_check(values: Mapping[str, Any]) -> Iterator[str]:
     mysql_bind = values.get("mysql.bind")
     if admin_bind is not None and admin_bind == mysql_bind:
         yield f"mysql.bind: same address as admin.bind ({admin_bind})"
+    if values.get("source.tls") == "verify_ca" and values.get("source.tls_ca_file") is None:
+        yield "source.tls_ca_file: required when source.tls is verify_ca"
 
 
 def _default_advertise(bind_text: str, raft_address: str) -> str:
@@ -715,6 +719,7 @@ def _build(v: Mapping[str, Any], *, present: set[str]) -> Config:
             start_gtid_set=v["source.start_gtid_set"],
             semi_sync=v["source.semi_sync"],
             tls=v["source.tls"],
+            tls_ca_file=v["source.tls_ca_file"],
         )
     store = StoreConfig(
         segment_bytes=v["store.segment_bytes"],

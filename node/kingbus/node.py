@@ -323,6 +323,7 @@ class Node:
                 semi_sync=spec.semi_sync,
                 running=True,
                 tls=spec.tls,
+                tls_ca=spec.tls_ca,
             )
         )
         self._poke_syncer()
@@ -437,10 +438,11 @@ class Node:
                     start_gtid_set=wanted.start_gtid_set,
                     semi_sync=wanted.semi_sync,
                     tls=wanted.tls,
+                    tls_ca=wanted.tls_ca_file.read_text() if wanted.tls_ca_file else "",
                 )
                 await self.set_source(spec)
                 log.info("source %s:%d set from the configuration file", wanted.host, wanted.port)
-            except (api_errors.ApiError, ConfigError) as exc:
+            except (api_errors.ApiError, ConfigError, OSError) as exc:
                 log.warning("cannot apply the configured source yet: %s", exc)
 
     async def _members_loop(self) -> None:

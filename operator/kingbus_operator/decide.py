@@ -329,10 +329,14 @@ def _rolling(f: Facts, raft: RaftFact) -> Action | None:
 def source_differs(have: SourceFact, want: DesiredSource) -> bool:
     """True when the leader streams from somewhere else than ``spec.source`` says.
 
-    The node's /status may not report the user (DESIGN's source document has host and port
-    only); a change of user alone is then not seen.
+    The user and the TLS mode are compared when the node reports them (DESIGN's source
+    document has host and port only; Kingbus nodes add both).
     """
-    return (have.host, have.port) != (want.host, want.port) or have.user not in (None, want.user)
+    return (
+        (have.host, have.port) != (want.host, want.port)
+        or have.user not in (None, want.user)
+        or have.tls_mode not in (None, want.tls_mode)
+    )
 
 
 def _source(f: Facts, raft: RaftFact) -> Action | None:

@@ -61,6 +61,7 @@ class SourceFact:
     host: str | None = None
     port: int | None = None
     user: str | None = None
+    tls_mode: str | None = None  # as the node reports it; None from nodes that do not
     state: str = "stopped"
     error: str | None = None
     lag_seconds: float | None = None
@@ -93,6 +94,7 @@ class DesiredSource:
     port: int
     user: str
     allow_divergent: bool = False
+    tls_mode: str = "preferred"  # "verify_ca" when spec.source.tls.enabled (with its CA)
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ from kingbus_operator.kubeapi import Kube, KubeError
 
 RESYNC_SECONDS = float(os.environ.get("KINGBUS_OPERATOR_RESYNC_SECONDS", "10"))
 FINALIZER = "kingbus.io/operator"
+CA_KEY = "ca.crt"  # the key of spec.source.tls.caSecretName holding the CA (as cert-manager names it)
 Obj = dict[str, Any]
 
 
@@ -101,6 +102,7 @@ class Pass:
     logger: logging.Logger | logging.LoggerAdapter[logging.Logger]
     admin_token: str | None = None
     source_password: str | None = None
+    source_ca: str = ""  # the CA (PEM) from spec.source.tls.caSecretName, when TLS is enabled
     rendered: dict[str, Obj] = field(default_factory=dict)
     leader_admin: str | None = None
 
@@ -277,7 +279,26 @@ class Pass:
                 f"or {src.credentials.password_key!r}"
             )
         self.source_password = password
-        return DesiredSource(src.host, src.port, user, allow_divergent=src.allow_divergent), None
+        self.source_ca = ""
+        if src.tls_enabled:
+            ca_secret = await self.kube.get("Secret", self.namespace, src.tls_ca_secret or "")
+            ca = _secret_value(ca_secret, CA_KEY) if ca_secret is not None else None
+            if not ca:
+                return (
+                    None,
+                    f"source TLS CA Secret {src.tls_ca_secret!r} does not exist or lacks key {CA_KEY!r}",
+                )
+            self.source_ca = ca
+        return (
+            DesiredSource(
+                src.host,
+                src.port,
+                user,
+                allow_divergent=src.allow_divergent,
+                tls_mode="verify_ca" if src.tls_enabled else "preferred",
+            ),
+            None,
+        )
 
     # ---------------------------------------------------------------- act
 
@@ -345,6 +366,8 @@ class Pass:
                     password=self.source_password or "",
                     start_gtid_set=src.start_gtid_set,
                     semi_sync=src.semi_sync,
+                    tls="verify_ca" if src.tls_enabled else "preferred",
+                    tls_ca=self.source_ca if src.tls_enabled else "",
                 ),
             )
 
@@ -395,6 +418,7 @@ def _raft_fact(doc: Mapping[str, Any]) -> RaftFact:
             host=src.get("host") or None,
             port=src.get("port") or None,
             user=src.get("user") or None,
+            tls_mode=src.get("tls_mode") or None,
             state=str(src.get("state") or "stopped"),
             error=src.get("error"),
             lag_seconds=src.get("lag_seconds"),

@@ -43,6 +43,8 @@ class SourceRequest:
     password: str
     start_gtid_set: str = ""
     semi_sync: bool = False
+    tls: str = "preferred"
+    tls_ca: str = ""
 
     def __repr__(self) -> str:  # the password must never reach a log line
         return f"SourceRequest(host={self.host!r}, port={self.port}, user={self.user!r})"
@@ -58,6 +60,10 @@ class SourceRequest:
             doc["start_gtid_set"] = self.start_gtid_set
         if self.semi_sync:
             doc["semi_sync"] = True
+        if self.tls != "preferred":
+            doc["tls"] = self.tls
+        if self.tls_ca:
+            doc["tls_ca"] = self.tls_ca
         return doc
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from kingbus.devenv import mysql
 from kingbus.devenv.localcluster import Cluster, running_cluster, wait_until
+from kingbus.server import tlsmaterial
 from tests.support import REPL_PASSWORD, REPL_USER, MySQLServerFactory
 
 
@@ -76,3 +77,24 @@ def test_tls_required_refuses_a_source_without_tls_and_stores_nothing(
         cluster.set_source("127.0.0.1", plain.port, tls="preferred")
         cluster.wait_committed(plain.gtid_executed(), timeout=90)
         assert _source_status(cluster)["tls"] is False
+
+
+def test_verify_ca_streams_with_the_sources_ca_and_refuses_another(
+    tmp_path: Path, mysql_source: mysql.MySQLServer
+) -> None:
+    _load(mysql_source, 5)
+    right_ca = (mysql_source.datadir / "ca.pem").read_text()
+    other_cert, _key = tlsmaterial.self_signed("not-the-source-ca")
+    with running_cluster(tmp_path / "cluster", 3) as cluster:
+        cluster.leader(timeout=30)
+        cluster.set_source("127.0.0.1", mysql_source.port, tls="verify_ca", tls_ca=other_cert.decode())
+        wait_until(
+            lambda: _source_status(cluster)["state"] == "error", timeout=60, what="the refusal in status"
+        )
+        error = str(_source_status(cluster)["error"])
+        assert "certificate verify failed" in error, error
+        assert all(m.status()["committed_gtid_set"] == "" for m in cluster.members)
+        cluster.set_source("127.0.0.1", mysql_source.port, tls="verify_ca", tls_ca=right_ca)
+        cluster.wait_committed(mysql_source.gtid_executed(), timeout=90)
+        status = _source_status(cluster)
+        assert status["tls"] is True and status["tls_mode"] == "verify_ca" and status["user"] == REPL_USER

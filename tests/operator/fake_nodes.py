@@ -256,6 +256,7 @@ class FakeNodes:
                     "host": cluster.source.get("host"),
                     "port": cluster.source.get("port"),
                     "user": cluster.source.get("user"),
+                    "tls_mode": cluster.source.get("tls_mode"),
                     "state": "streaming" if cluster.source else "stopped",
                     "error": None,
                     "lag_seconds": 0.0 if cluster.source else None,
@@ -312,7 +313,13 @@ class FakeNodes:
             ns, cluster = self._leader_call(url, token)
             if not source.password:
                 raise nodeclient.NodeRefused(400, "field 'password' is empty")
-            cluster.source = {"host": source.host, "port": source.port, "user": source.user}
+            cluster.source = {
+                "host": source.host,
+                "port": source.port,
+                "user": source.user,
+                "tls_mode": source.tls,
+                "tls_ca": source.tls_ca,
+            }
             self._record(ns, cluster, "source", source.host, port=source.port)
 
 

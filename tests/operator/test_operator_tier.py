@@ -367,7 +367,13 @@ def test_source_change_applied_and_divergent_source_refused(
     space.apply(cluster_doc(source=_source(mysql_source)))
     space.wait_ready(3)
     fake = space.fake_cluster()
-    assert fake.source == {"host": "127.0.0.1", "port": mysql_source.port, "user": REPL_USER}
+    assert fake.source == {
+        "host": "127.0.0.1",
+        "port": mysql_source.port,
+        "user": REPL_USER,
+        "tls_mode": "preferred",
+        "tls_ca": "",
+    }
     assert space.kbc()["status"]["source"]["state"] == "streaming"
     fake.committed_gtid_set = first_set  # the cluster has stored the source's transactions
 
@@ -387,6 +393,21 @@ def test_source_change_applied_and_divergent_source_refused(
     space.wait_ready(3)
     assert "SourceChanged" in space.reasons()
     assert [c.op for c in fake.calls].count("source") == 2
+
+    # Enabling TLS is a change of source too: the nodes get verify_ca and the CA's PEM.
+    ca_pem = (other.datadir / "ca.pem").read_text()
+    space.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "source-ca"},
+            "stringData": {"ca.crt": ca_pem},
+        }
+    )
+    space.apply(cluster_doc(source=_source(other, tls={"enabled": True, "caSecretName": "source-ca"})))
+    space.wait("TLS applied", lambda: fake.source.get("tls_mode") == "verify_ca")
+    assert fake.source["tls_ca"] == ca_pem and fake.source["port"] == other.port
+    assert [c.op for c in fake.calls].count("source") == 3
 
 
 def test_divergent_source_accepted_when_allowed(

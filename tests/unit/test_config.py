@@ -208,10 +208,19 @@ def test_source_tls_mode(secrets_dir: Path) -> None:
         cfg = load_config(None, base | {"KINGBUS_SOURCE_TLS": mode})
         assert cfg.source is not None and cfg.source.tls == mode.lower()
     with pytest.raises(ConfigError) as refused:
-        load_config(None, base | {"KINGBUS_SOURCE_TLS": "verify_ca"})
-    assert "source.tls (from KINGBUS_SOURCE_TLS): expected one of preferred, required, disabled" in str(
-        refused.value
+        load_config(None, base | {"KINGBUS_SOURCE_TLS": "verify"})
+    assert (
+        "source.tls (from KINGBUS_SOURCE_TLS): expected one of preferred, required, verify_ca, disabled"
+        in (str(refused.value))
     )
+    with pytest.raises(ConfigError) as refused:
+        load_config(None, base | {"KINGBUS_SOURCE_TLS": "verify_ca"})
+    assert "source.tls_ca_file: required when source.tls is verify_ca" in str(refused.value)
+    ca_file = secrets_dir / "source-password"  # any readable file: its content is checked on use
+    cfg = load_config(
+        None, base | {"KINGBUS_SOURCE_TLS": "verify_ca", "KINGBUS_SOURCE_TLS_CA_FILE": str(ca_file)}
+    )
+    assert cfg.source is not None and cfg.source.tls_ca_file == ca_file
 
 
 def test_join_seeds(full_file: Path) -> None:

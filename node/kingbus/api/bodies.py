@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -21,6 +22,7 @@ from kingbus.api.errors import BadRequest
 from kingbus.raft.entries import SOURCE_TLS_MODES
 
 MAX_USER_LENGTH: Final = 32  # MySQL's limit on user names
+MAX_CA_LENGTH: Final = 64 * 1024
 MAX_PASSWORD_LENGTH: Final = 1024
 _GTID_SET_CHARS: Final = re.compile(r"^[0-9A-Za-z_:,\-\s]*$")
 
@@ -157,12 +159,25 @@ def _source_tls(value: str) -> str:
     return value
 
 
+def _pem_certificate(value: str) -> str:
+    if len(value) > MAX_CA_LENGTH:
+        raise ValueError(f"must be at most {MAX_CA_LENGTH} characters")
+    if "-----BEGIN CERTIFICATE-----" not in value:
+        raise ValueError("must be a PEM certificate (-----BEGIN CERTIFICATE-----)")
+    try:
+        ssl.create_default_context().load_verify_locations(cadata=value)
+    except ssl.SSLError as exc:
+        raise ValueError(f"is not a usable CA certificate: {exc.reason or exc}") from None
+    return value
+
+
 def parse_source(raw: bytes) -> SourceSpec:
-    """PUT /source ``{"host", "port", "user", "password", "start_gtid_set"?, "semi_sync"?, "tls"?}``."""
+    """PUT /source ``{"host", "port", "user", "password", "start_gtid_set"?, "semi_sync"?, "tls"?,
+    "tls_ca"?}`` (``tls_ca``: the CA certificate, PEM, that ``tls: verify_ca`` checks against)."""
     fields = _Fields(
         parse_object(raw),
         required=("host", "port", "user", "password"),
-        optional=("start_gtid_set", "semi_sync", "tls"),
+        optional=("start_gtid_set", "semi_sync", "tls", "tls_ca"),
     )
     host = fields.get("host", str, config.check_host)
     port = fields.get("port", int, config.check_port)
@@ -171,6 +186,9 @@ def parse_source(raw: bytes) -> SourceSpec:
     start = fields.get("start_gtid_set", str, _gtid_set)
     semi_sync = fields.get("semi_sync", bool)
     tls = fields.get("tls", str, _source_tls)
+    tls_ca = fields.get("tls_ca", str, _pem_certificate)
+    if tls == "verify_ca" and not tls_ca:
+        fields.problems.append("field 'tls_ca' is required when 'tls' is verify_ca")
     fields.done()
     return SourceSpec(
         host=host,
@@ -180,6 +198,7 @@ def parse_source(raw: bytes) -> SourceSpec:
         start_gtid_set=start or "",
         semi_sync=bool(semi_sync),
         tls=tls or "preferred",
+        tls_ca=tls_ca or "",
     )
 
 

@@ -88,6 +88,7 @@ class SourceSpec:
     start_gtid_set: str = ""
     semi_sync: bool = False
     tls: str = "preferred"
+    tls_ca: str = field(default="", repr=False)  # a CA certificate (PEM): public, but long
 
     def public(self) -> dict[str, Any]:
         """The spec as it may be shown: everything but the password."""

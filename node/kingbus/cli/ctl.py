@@ -200,6 +200,11 @@ def _run(args: argparse.Namespace, client: Client) -> Any:
                 body["semi_sync"] = True
             if args.tls is not None:
                 body["tls"] = args.tls
+            if args.tls_ca_file is not None:
+                try:
+                    body["tls_ca"] = Path(args.tls_ca_file).read_text()
+                except OSError as exc:
+                    raise CtlError(f"--tls-ca-file: {exc.strerror or exc}", EXIT_REFUSED) from None
             return client.call("PUT", "/source", body, auth=True)
         return client.call("POST", f"/source/{args.source_command}", auth=True)
     if args.command == "leader":
@@ -256,9 +261,12 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     set_source.add_argument(
         "--tls",
-        choices=("preferred", "required", "disabled"),
+        choices=("preferred", "required", "verify_ca", "disabled"),
         default=None,
         help="TLS toward the source, like SOURCE_SSL (default: preferred)",
+    )
+    set_source.add_argument(
+        "--tls-ca-file", default=None, help="CA certificate (PEM) the source's must be signed by (verify_ca)"
     )
     source_commands.add_parser("start", help="start pulling")
     source_commands.add_parser("stop", help="stop pulling")

@@ -104,8 +104,10 @@ class SourceConfig:
     semi_sync: bool
     running: bool
     # TLS toward the source, as a MySQL replica's SOURCE_SSL: "preferred" (encrypt when the
-    # source offers it), "required" (refuse a source that does not), "disabled".
+    # source offers it), "required" (refuse a source that does not), "verify_ca" (required,
+    # and the source's certificate must be signed by `tls_ca`, PEM), "disabled".
     tls: str = "preferred"
+    tls_ca: str = ""
 
     def public(self) -> dict[str, Any]:
         return {"host": self.host, "port": self.port, "user": self.user}
@@ -121,7 +123,7 @@ class MemberInfo:
 
 Entry = TxnBatch | TxnChunk | Barrier | SourceConfig | MemberInfo
 
-SOURCE_TLS_MODES = ("preferred", "required", "disabled")
+SOURCE_TLS_MODES = ("preferred", "required", "verify_ca", "disabled")
 
 # Fixed overhead of a batch entry plus per-transaction overhead, used by the batcher to stay
 # below the configured entry size without encoding twice.
@@ -176,6 +178,7 @@ def encode(entry: Entry) -> bytes:
                 "semi_sync": entry.semi_sync,
                 "running": entry.running,
                 "tls": entry.tls,
+                "tls_ca": entry.tls_ca,
             }
         ).encode()
     elif isinstance(entry, MemberInfo):
@@ -263,6 +266,7 @@ def decode(payload: bytes) -> Entry:
                 running=bool(raw["running"]),
                 # Entries written before the setting existed meant the default.
                 tls=str(raw.get("tls", "preferred")),
+                tls_ca=str(raw.get("tls_ca", "")),
             )
         if kind == _KIND_MEMBER:
             return MemberInfo(str(raw["name"]), str(raw["raft"]), str(raw["admin"]), bool(raw["removed"]))

@@ -136,6 +136,8 @@ class Syncer:
         return {
             "host": source.host if source else "",
             "port": source.port if source else 0,
+            "user": source.user if source else "",
+            "tls_mode": source.tls if source else "",
             "state": self.state,
             "error": self.error,
             "lag_seconds": round(lag, 3),
@@ -203,6 +205,7 @@ class Syncer:
             connect_timeout=self._options.connect_timeout,
             read_timeout=max(3.0, 3 * self._options.heartbeat_seconds),
             tls=source.tls,
+            tls_ca=source.tls_ca,
         )
         with self._lock:
             self._conn = conn

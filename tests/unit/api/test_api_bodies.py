@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from kingbus.api import bodies
 from kingbus.api.control import SourceSpec
 from kingbus.api.errors import BadRequest
+from kingbus.server import tlsmaterial
 
 GOOD_SOURCE = {"host": "10.0.0.5", "port": 3306, "user": "repl", "password": "pw"}
 
@@ -31,6 +32,14 @@ def test_source_minimal_and_full() -> None:
     spec = bodies.parse_source(body(full))
     assert spec.start_gtid_set == "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5"
     assert spec.semi_sync is True
+
+
+def test_source_tls_modes() -> None:
+    assert bodies.parse_source(body(GOOD_SOURCE)).tls == "preferred"
+    ca, _key = tlsmaterial.self_signed("a test CA")
+    spec = bodies.parse_source(body(GOOD_SOURCE | {"tls": "verify_ca", "tls_ca": ca.decode()}))
+    assert (spec.tls, spec.tls_ca) == ("verify_ca", ca.decode())
+    assert "tls_ca" not in spec.public() and ca.decode() not in repr(spec)
 
 
 def test_source_spec_repr_hides_the_password() -> None:
@@ -58,6 +67,17 @@ def test_source_spec_repr_hides_the_password() -> None:
         (GOOD_SOURCE | {"semi_sync": "yes"}, "field 'semi_sync' must be a boolean, got string"),
         (GOOD_SOURCE | {"start_gtid_set": "x; DROP"}, "field 'start_gtid_set': not a GTID set"),
         (GOOD_SOURCE | {"passwd": "x"}, "unknown field 'passwd'"),
+        (
+            GOOD_SOURCE | {"tls": "verify"},
+            "field 'tls': must be one of preferred, required, verify_ca, disabled",
+        ),
+        (GOOD_SOURCE | {"tls": "verify_ca"}, "field 'tls_ca' is required when 'tls' is verify_ca"),
+        (GOOD_SOURCE | {"tls_ca": "abc"}, "field 'tls_ca': must be a PEM certificate"),
+        (
+            GOOD_SOURCE | {"tls_ca": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"},
+            "field 'tls_ca': is not a usable CA certificate",
+        ),
+        (GOOD_SOURCE | {"tls_ca": "x" * 70000}, "field 'tls_ca': must be at most 65536 characters"),
     ],
 )
 def test_source_refusals(doc: dict[str, object], expected: str) -> None:

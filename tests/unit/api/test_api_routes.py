@@ -137,7 +137,7 @@ async def test_source_tls_mode_is_kept_and_checked(leader: RunningNode) -> None:
     refused = await leader.client.put("/source", json=SOURCE | {"tls": "verify"}, headers=AUTH)
     assert refused.status == 400
     reason = (await refused.json())["error"]
-    assert "tls" in reason and "preferred, required, disabled" in reason
+    assert "tls" in reason and "preferred, required, verify_ca, disabled" in reason
 
 
 async def test_start_without_source_is_a_conflict(leader: RunningNode) -> None:

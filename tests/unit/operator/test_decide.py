@@ -319,6 +319,31 @@ CASES: list[tuple[str, World, type[d.Action], dict[str, Any], str]] = [
         "a.example",
     ),
     (
+        "source-tls-enabled",
+        world().with_(
+            source=SourceFact(
+                host="a.example", port=3306, user="repl", tls_mode="preferred", state="streaming"
+            ),
+            desired_source=DesiredSource("a.example", 3306, "repl", tls_mode="verify_ca"),
+            probe=SourceProbe("a.example", 3306, gtid_executed=""),
+        ),
+        d.SetSource,
+        {"host": "a.example"},
+        "a.example",
+    ),
+    (
+        "source-tls-unchanged",
+        world().with_(
+            source=SourceFact(
+                host="a.example", port=3306, user="repl", tls_mode="verify_ca", state="streaming"
+            ),
+            desired_source=DesiredSource("a.example", 3306, "repl", tls_mode="verify_ca"),
+        ),
+        d.Idle,
+        {},
+        "",
+    ),
+    (
         "source-first-set",
         world().with_(desired_source=WANT_B, probe=SourceProbe("b.example", 3306, gtid_executed="")),
         d.SetSource,
