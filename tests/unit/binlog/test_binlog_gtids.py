@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -263,22 +261,18 @@ def test_decode_fuzz(blob: bytes) -> None:
     assert GtidSet.decode(gs.encode()) == gs
 
 
-# --- performance: work is proportional to intervals, not GTIDs -------------------------------------
+# --- large sets: work is proportional to intervals, not GTIDs (sizes that would time out if it
+# were not; speed itself is measured by bench/, never asserted here) --------------------------
 
 
-def test_large_contiguous_sets_are_cheap() -> None:
+def test_large_contiguous_sets() -> None:
     big = GtidSet.parse(f"{A}:1-1000000")
-    start = time.perf_counter()
     for gno in range(1_000_001, 1_010_001):
         big = big.add(Gtid(A, gno))
-    elapsed = time.perf_counter() - start
     assert big.intervals(A) == [(1, 1_010_000)]
-    assert elapsed < 0.5, f"10k adds to a 1M-GTID set took {elapsed:.3f}s"
     builder = GtidSetBuilder(big)
-    start = time.perf_counter()
     for gno in range(1_010_001, 1_110_001):
         builder.add(Gtid(A, gno))
-    assert time.perf_counter() - start < 1.0
     assert builder.build().intervals(A) == [(1, 1_110_000)]
     assert big.add(Gtid(A, 5)) is big  # already present: unchanged
 
@@ -291,11 +285,8 @@ def test_many_intervals_operations() -> None:
     assert odd.add(Gtid(A, 2)).intervals(A)[:2] == [(1, 3), (5, 5)]
 
 
-def test_parsing_many_intervals_is_not_quadratic() -> None:
+def test_parsing_many_intervals() -> None:
     text = A + "".join(f":{g}" for g in range(199_999, 0, -2))  # 100k single GTIDs, descending
-    start = time.perf_counter()
     gs = GtidSet.parse(text)
-    elapsed = time.perf_counter() - start
     assert len(gs.intervals(A)) == 100_000 and gs.intervals(A)[0] == (1, 1)
-    assert elapsed < 2.0, f"parsing 100k intervals took {elapsed:.2f}s"
     assert GtidSet.decode(gs.encode()) == gs

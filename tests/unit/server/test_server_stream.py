@@ -143,10 +143,10 @@ def test_new_commits_wake_the_dump_and_idle_heartbeats_keep_the_position(
     tracker = Tracker()
     for event in client.events(3 + 8):
         tracker.feed(event)
-    started = time.monotonic()
+    # Nothing else is committed: what arrives next can only be the requested heartbeat (the
+    # client's read timeout fails the test if none comes; its period is not timed here).
     beat = client.next_event()
     assert kind(beat) == HEARTBEAT
-    assert time.monotonic() - started < 1.0
     tracker.feed(beat)
     assert tracker.pos == store.segments()[0].size
     fill(store, stream, 1)
