@@ -75,8 +75,13 @@ async def test_set_source_through_the_leader(
     assert REPL_PASSWORD not in repr(request)
     await client.set_source(leader.admin, request)
     source = handlers._raft_fact(await client.status(leader.admin)).source
-    # The node does not report the user (DESIGN's /status source has host and port only).
-    assert (source.host, source.port, source.user) == ("127.0.0.1", mysql_source.port, None)
+    # Kingbus nodes extend DESIGN's /status source document with the user and the TLS mode.
+    assert (source.host, source.port, source.user, source.tls_mode) == (
+        "127.0.0.1",
+        mysql_source.port,
+        REPL_USER,
+        "preferred",
+    )
 
 
 async def test_errors(nodes: Cluster, client: nodeclient.HttpNodeClient) -> None:
