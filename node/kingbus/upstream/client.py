@@ -208,11 +208,18 @@ class SourceConnection:
             items = stream.take()
             if items:
                 break
+            # `close` may run on another thread at any moment: PyMySQL then drops `_rfile`
+            # (None) or closes it (ValueError on read); shutdown makes a blocked read see EOF.
+            rfile = self._conn._rfile
             try:
-                chunk = self._conn._rfile.read1(_STREAM_READ_BYTES)
-            except (OSError, ValueError):
+                if rfile is None:
+                    raise ConnectionResetError("the connection is closed")
+                chunk = rfile.read1(_STREAM_READ_BYTES)
+            except (OSError, ValueError) as exc:
                 if self._closed_here:
                     raise ClosedHere("the connection was closed by this node") from None
+                if isinstance(exc, ValueError):
+                    raise ConnectionResetError(f"the connection is closed: {exc}") from exc
                 raise
             if not chunk:
                 if self._closed_here:

@@ -170,14 +170,20 @@ class Syncer:
             except (_SessionEnded, ClosedHere) as exc:
                 log.info("syncer session ended: %s", exc)
             except (SourceRefused, RaftError, errors.BinlogError, pymysql.err.MySQLError, OSError) as exc:
-                self.state = "error"
-                self.error = _describe(exc)
-                delay = self._backoff.next_delay()
-                log.warning("syncer: %s; retrying in %.1fs", self.error, delay)
-                self._wake.wait(delay)
-                self._wake.clear()
+                self._retry_after(_describe(exc))
+            except Exception as exc:  # a defect: keep pulling, but loudly, never die silently
+                log.exception("syncer: unexpected error")
+                self._retry_after(f"internal error: {type(exc).__name__}: {exc}")
             finally:
                 self._close_connection()
+
+    def _retry_after(self, error: str) -> None:
+        self.state = "error"
+        self.error = error
+        delay = self._backoff.next_delay()
+        log.warning("syncer: %s; retrying in %.1fs", error, delay)
+        self._wake.wait(delay)
+        self._wake.clear()
 
     def _still_wanted(self, source: entries.SourceConfig, term: int) -> bool:
         return (
@@ -296,7 +302,6 @@ class Syncer:
                         self._acknowledge_heartbeat(conn, item.data)
                     next_check = 0.0
             if ready:
-                self._idle = False
                 self._submit(ready, context)
             now = time.monotonic()
             if now >= next_check:
@@ -334,6 +339,7 @@ class Syncer:
             self._ack_file = source_file
 
     def _submit(self, txns: list[entries.Txn], context: SourceContext) -> None:
+        self._idle = False
         with self._lock:
             # Back-pressure: wait while the pipeline is over its byte budget.
             while self._in_flight_bytes > self._options.max_in_flight_bytes and self._failure is None:
