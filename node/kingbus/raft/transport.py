@@ -123,10 +123,10 @@ def _process_send(self: Any) -> bool:
 
 def _parse_message(self: Any) -> Any:
     buffer = self._TcpConnection__readBuffer
-    if len(buffer) < 4:
-        return None
     if type(buffer) is not bytearray:  # from then on pysyncobj's `+=` appends in place
         buffer = self._TcpConnection__readBuffer = bytearray(buffer)
+    if len(buffer) < 4:
+        return None
     length = struct.unpack_from("i", buffer)[0]
     if len(buffer) - 4 < length:
         return None
