@@ -1,0 +1,114 @@
+"""Kingbus's wire format for pysyncobj's transport, at its seam: the three TcpConnection methods
+`kingbus.raft.transport` replaces, run against a stand-in connection object (the sockets and
+pysyncobj's poller are not under test here; real clusters in tests/integration use them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kingbus.raft import transport
+
+
+class FakeSocket:
+    def __init__(self, chunk: int) -> None:
+        self.chunk = chunk
+        self.sent = bytearray()
+
+    def send(self, data: bytes) -> int:
+        n = min(self.chunk, len(data))
+        self.sent += bytes(data[:n])
+        return n
+
+
+class FakeConnection:
+    """The attributes and methods of pysyncobj's TcpConnection that the patch touches."""
+
+    def __init__(self, password: str, *, chunk: int = 1 << 30) -> None:
+        self.sendRandKey: Any = None
+        self.recvRandKey: Any = None
+        self.encryptor = transport.AeadEncryptor(password)
+        self.recvLastTimestamp = 0
+        self._TcpConnection__writeBuffer: bytes | bytearray = b""
+        self._TcpConnection__readBuffer: bytes | bytearray = b""
+        self._TcpConnection__socket = FakeSocket(chunk)
+        self.disconnected = False
+
+    def disconnect(self) -> None:
+        self.disconnected = True
+
+    def _TcpConnection__trySendBuffer(self) -> None:
+        while transport._process_send(self):
+            pass
+
+    def receive(self, data: bytes) -> None:
+        self._TcpConnection__readBuffer += data  # what pysyncobj's __processRead does
+
+    def messages(self) -> list[Any]:
+        out = []
+        while (message := transport._parse_message(self)) is not None:
+            out.append(message)
+        return out
+
+
+messages = st.lists(
+    st.dictionaries(st.sampled_from(["type", "term", "entries"]), st.binary(max_size=2000), max_size=3),
+    min_size=1,
+    max_size=12,
+)
+
+
+@given(messages=messages, send_chunk=st.integers(1, 5000), recv_sizes=st.lists(st.integers(1, 3000)))
+def test_messages_arrive_whole_and_in_order_however_bytes_move(
+    messages: list[dict[str, bytes]], send_chunk: int, recv_sizes: list[int]
+) -> None:
+    sender = FakeConnection("secret", chunk=send_chunk)
+    receiver = FakeConnection("secret")
+    for message in messages:
+        transport._send(sender, message)
+    wire = bytes(sender._TcpConnection__socket.sent)
+    assert not sender._TcpConnection__writeBuffer  # everything left through partial sends
+    got: list[Any] = []
+    pos = 0
+    for size in [*recv_sizes, len(wire)]:
+        receiver.receive(wire[pos : pos + size])
+        pos += size
+        got.extend(receiver.messages())
+    assert got == messages and not receiver.disconnected
+
+
+def test_a_wrong_password_disconnects_without_unpickling() -> None:
+    sender, receiver = FakeConnection("one"), FakeConnection("other")
+    transport._send(sender, {"type": "append_entries"})
+    receiver.receive(bytes(sender._TcpConnection__socket.sent))
+    assert receiver.messages() == [] and receiver.disconnected
+
+
+def test_a_replayed_older_message_disconnects() -> None:
+    sender, receiver = FakeConnection("pw"), FakeConnection("pw")
+    transport._send(sender, {"n": 1})
+    first = bytes(sender._TcpConnection__socket.sent)
+    receiver.recvLastTimestamp = 1 << 62  # the receiver already saw a later message
+    receiver.receive(first)
+    assert receiver.messages() == [] and receiver.disconnected
+
+
+def test_a_tampered_message_disconnects() -> None:
+    sender, receiver = FakeConnection("pw"), FakeConnection("pw")
+    transport._send(sender, {"n": 1})
+    wire = bytearray(sender._TcpConnection__socket.sent)
+    wire[-1] ^= 1
+    receiver.receive(bytes(wire))
+    assert receiver.messages() == [] and receiver.disconnected
+
+
+def test_emptied_buffers_do_not_keep_their_peak_capacity() -> None:
+    sender, receiver = FakeConnection("pw"), FakeConnection("pw")
+    transport._send(sender, {"big": b"x" * (1 << 20)})
+    assert sender._TcpConnection__writeBuffer == bytearray()
+    receiver.receive(bytes(sender._TcpConnection__socket.sent))
+    assert len(receiver.messages()) == 1
+    buffer = receiver._TcpConnection__readBuffer
+    assert buffer == bytearray() and buffer.__sizeof__() < 1024
