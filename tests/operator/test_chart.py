@@ -118,7 +118,7 @@ OVERRIDES = [
 
 CASES = {
     # name: (release, namespace, helm args, expected image, replicas)
-    "defaults": ("kingbus-operator", "kingbus-system", [], "kingbus:0.1.0", 2),
+    "defaults": ("kingbus-operator", "chart-defaults", [], "kingbus:0.1.0", 2),
     "overrides": ("kb-ops", "ops-kingbus", OVERRIDES, "registry.example.com/team/kingbus:1.2.3", 3),
 }
 
@@ -165,8 +165,12 @@ def test_template_accepted_by_the_api_server(
         assert pod["tolerations"][0]["key"] == "dedicated"
         assert container["resources"]["requests"] == {"cpu": "100m", "memory": "200Mi"}
 
-    kube.kubectl("create", "namespace", namespace, check=False)
-    result = kube.kubectl("apply", "--dry-run=server", "-f", "-", input_text=as_list(docs), check=False)
+    created = kube.kubectl("create", "namespace", namespace, check=False).returncode == 0
+    try:
+        result = kube.kubectl("apply", "--dry-run=server", "-f", "-", input_text=as_list(docs), check=False)
+    finally:
+        if created:
+            kube.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
     assert result.returncode == 0, result.stderr
     accepted = [line for line in result.stdout.splitlines() if line.endswith("(server dry run)")]
     assert len(accepted) == len(docs), result.stdout
