@@ -1,6 +1,6 @@
 """A real ``helm`` for the chart tests: ``$KINGBUS_HELM``, else the cache that
 ``e2e/helm/build.sh`` fills (``${KINGBUS_CACHE:-~/.cache/kingbus}/helm/<ver>/bin/helm``), else
-built right now with that script (~3 min cold). Never a skip: a helm that cannot be found or
+built right now with that script (3-5 min cold). Never a skip: a helm that cannot be found or
 built is an error naming the reason.
 
 The pinned version is read from ``build.sh`` itself (one place to bump); ``$HELM_VERSION``
