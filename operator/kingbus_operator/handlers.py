@@ -490,6 +490,13 @@ async def reconcile(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: 
         await reconcile_once(
             kube, doc, logger, post=lambda t, r, m: kopf.event(body, type=t, reason=r, message=m)
         )
+    except Exception as exc:
+        if not memo.get("closing"):
+            raise
+        # Shutdown outlived this pass (kopf orphans a timer that does not stop in time, and
+        # the cleanup closes the clients after a bounded wait): nothing to report, the next
+        # operator instance starts from the observed state again.
+        logger.debug(f"pass interrupted by the operator's shutdown: {exc}")
     finally:
         memo["in_flight"] -= 1
 
