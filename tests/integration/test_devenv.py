@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 import socket
 import subprocess
+import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -225,3 +227,18 @@ def test_source_stops_with_a_replica_attached_and_the_replica_resumes(
     mysql_source.execute("INSERT INTO mysql.kb_stop VALUES (1)")
     replica.wait_replica_caught_up(mysql_source.gtid_executed(), timeout=30)
     assert replica.query("SELECT id FROM mysql.kb_stop") == [(1,)]
+
+
+def test_the_readmes_demo_runs_end_to_end(tmp_path: Path, mysql_tree: mysql.MySQLTree) -> None:
+    """`scripts/demo.sh` (the README's first command) minus its setup step: a source, three
+    members, a workload, every member committing the source's gtid_executed, the status."""
+    done = subprocess.run(
+        [sys.executable, "-m", "kingbus.devenv.demo", "--transactions", "60", "--dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "all three members committed the source's gtid_executed" in done.stdout
+    assert done.stdout.count("source=streaming") == 1  # the leader's summary line
+    assert '"committed_gtid_set"' in done.stdout  # the leader's full status document
