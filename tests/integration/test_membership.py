@@ -86,3 +86,19 @@ def test_leader_transfer_returns_once_leadership_moved(cluster: Cluster) -> None
     # No waiting here: the call returns only after the move.
     assert target.status()["role"] == "leader"
     assert leader.status()["role"] == "follower"
+
+
+def test_leader_transfer_to_the_current_leader_is_already_done(cluster: Cluster) -> None:
+    """A request that names the member already leading -- typically sent to the old leader
+    just after an election, which forwards it to the new one -- succeeds without an election."""
+    leader = cluster.leader()
+    wait_until(
+        lambda: all(m["admin"] for m in leader.status()["members"]),
+        timeout=30,
+        what="every member announced in the directory",
+    )
+    term = leader.status()["term"]
+    follower = next(m for m in cluster.members if m is not leader)
+    http("POST", f"{follower.admin}/leader/transfer", {"to": leader.name})
+    assert leader.status()["role"] == "leader"
+    assert leader.status()["term"] == term

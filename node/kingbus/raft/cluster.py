@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -193,6 +194,9 @@ class RaftMember:
         )
         self._obj = _KingbusSyncObj(self, options.address, list(options.peers), conf)
         self._journal = journal.attach_to_syncobj(self._obj)
+        # Calls that touch pysyncobj's Raft state or its transport must run on its tick
+        # thread: they are queued here and run by `_on_tick`.
+        self._on_tick_thread: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._obj.addOnTickCallback(self._on_tick)
 
     # ------------------------------------------------------------------ apply (tick thread)
@@ -200,6 +204,15 @@ class RaftMember:
         self.machine.apply(payload)
 
     def _on_tick(self) -> None:
+        while True:
+            try:
+                task = self._on_tick_thread.get_nowait()
+            except queue.Empty:
+                break
+            task()
+        self._compact_by_size()
+
+    def _compact_by_size(self) -> None:
         """Compaction by journal size (pysyncobj only counts entries and seconds).
 
         Not while a chunked transaction is half applied (the snapshot would be refused), and
@@ -217,7 +230,7 @@ class RaftMember:
         self._obj.forceLogCompaction()
 
     def _a_follower_lags(self) -> bool:
-        status = self._obj.getStatus()
+        status = self.status()
         applied = int(status["last_applied"])
         for node in self._obj.otherNodes:
             if not self._obj.isNodeConnected(node):
@@ -291,7 +304,19 @@ class RaftMember:
             raise RaftError(outcome[0])
 
     # ------------------------------------------------------------------ membership
-    def _call(self, what: str, fn: Callable[..., None], *args: Any, timeout: float = 10.0) -> None:
+    def _call(
+        self,
+        what: str,
+        fn: Callable[..., None],
+        *args: Any,
+        timeout: float = 10.0,
+        on_tick_thread: bool = False,
+    ) -> None:
+        """Calls a pysyncobj method that reports through a callback and waits for the answer.
+
+        `on_tick_thread` is for methods that are not thread-safe: `transferLeadership` reads
+        the match indexes and writes to the transport directly, so called from another thread
+        it races the tick thread (seen: a BufferError in the transport's send buffer)."""
         done = threading.Event()
         outcome: list[int] = []
 
@@ -299,7 +324,10 @@ class RaftMember:
             outcome.append(error)
             done.set()
 
-        fn(*args, callback=callback)
+        if on_tick_thread:
+            self._on_tick_thread.put(lambda: fn(*args, callback=callback))
+        else:
+            fn(*args, callback=callback)
         if not done.wait(timeout):
             raise RaftError(f"{what}: no answer within {timeout:.0f}s")
         if outcome[0] != FAIL_REASON.SUCCESS:
@@ -321,6 +349,8 @@ class RaftMember:
         request is repeated until leadership moved or `timeout` passed.
         """
         self._require_leader()
+        if to == self.options.address:
+            return  # already there: a request forwarded to the member it names has nothing to do
         deadline = time.monotonic() + timeout
         last_error = "no attempt"
         while time.monotonic() < deadline:
@@ -330,16 +360,30 @@ class RaftMember:
                     return
             else:
                 try:
-                    self._call("leader transfer", self._obj.transferLeadership, to, timeout=2.0)
+                    self._call(
+                        "leader transfer", self._obj.transferLeadership, to, timeout=2.0, on_tick_thread=True
+                    )
                     last_error = "the target did not take over"
                     # Give the election triggered by TimeoutNow time to finish before asking again.
                     settle = time.monotonic() + 2 * self.options.election_timeout[1]
                     while time.monotonic() < min(settle, deadline) and self.is_leader():
                         time.sleep(0.05)
                 except RaftError as exc:
-                    last_error = exc.reason
+                    last_error = f"{exc.reason} ({self._replication_progress()})"
             time.sleep(0.1)
         raise RaftError(f"leadership did not move within {timeout:.0f}s: {last_error}")
+
+    def _replication_progress(self) -> str:
+        """What a refused transfer needs to explain itself: each follower's matched index
+        against the leader's last one (a target must have matched it) and its connection."""
+        status = self.status()
+        parts = [f"commit index {status['commit_idx']}"]
+        for node in list(self._obj.otherNodes):
+            matched = status.get("match_idx_server_" + node.id, "?")
+            next_index = status.get("next_node_idx_server_" + node.id, "?")
+            connected = "connected" if self._obj.isNodeConnected(node) else "disconnected"
+            parts.append(f"{node.address} matched {matched} next {next_index} {connected}")
+        return "; ".join(parts)
 
     def _require_leader(self) -> None:
         if not self.is_leader():
@@ -347,10 +391,17 @@ class RaftMember:
 
     # ------------------------------------------------------------------ facts
     def status(self) -> dict[str, Any]:
+        """pysyncobj's status dump, read from any thread.  It iterates dicts the tick thread
+        changes on membership changes; a read that met such a change is simply read again."""
+        for _ in range(10):
+            try:
+                return dict(self._obj.getStatus())
+            except RuntimeError:  # "dictionary changed size during iteration"
+                time.sleep(0.001)
         return dict(self._obj.getStatus())
 
     def role(self) -> str:
-        return _STATE_NAMES.get(self._obj.getStatus()["state"], "follower")
+        return _STATE_NAMES.get(self.status()["state"], "follower")
 
     def is_leader(self) -> bool:
         return bool(self._obj._isLeader())
