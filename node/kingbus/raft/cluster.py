@@ -5,6 +5,8 @@ snapshot transfer.  Kingbus supplies around it what it lacks (see notes/python-l
 
 * the journal: `kingbus.raft.journal` (on disk, checksummed, fsync before acknowledging,
   Raft-correct truncation), installed through pysyncobj's `createJournal` seam;
+* `kingbus.raft.tuned.TunedSyncObj`: group commit (one fsync per received batch, one per
+  leader tick), batched sends and pipelining that survives acknowledgements;
 * snapshots that are *manifests*, not images: at log compaction the store is checkpointed and
   a small file records the applied entry, the member list and the replicated state.  A member
   that receives a manifest it is behind on copies the missing segment bytes from a peer
@@ -30,12 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
+from pysyncobj import FAIL_REASON, SyncObjConf, replicated
 from pysyncobj.config import SERIALIZER_STATE  # noqa: F401  (documented dependency)
 
 from kingbus.binlog.gtids import GtidSet
 from kingbus.raft import entries, journal, transport
 from kingbus.raft.statemachine import ReplicatedState, StateMachine
+from kingbus.raft.tuned import TunedSyncObj
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +122,7 @@ def _fail_text(code: int) -> str:
     return names.get(code, f"Raft failure code {code}")
 
 
-class _KingbusSyncObj(SyncObj):  # type: ignore[misc]
+class _KingbusSyncObj(TunedSyncObj):
     def __init__(self, member: RaftMember, *args: Any, **kwargs: Any) -> None:
         self._member = member
         super().__init__(*args, **kwargs)
@@ -127,21 +130,6 @@ class _KingbusSyncObj(SyncObj):  # type: ignore[misc]
     @replicated  # type: ignore[untyped-decorator]
     def apply_entry(self, value: int | bytes, length: int | None = None) -> None:
         self._member._apply(entries.unpack_payload(value, length))
-
-    def _SyncObj__onMessageReceived(self, node: Any, message: Any) -> None:
-        """Keeps the leader's pipelining: pysyncobj 0.3.17 sets a follower's next index back to
-        the position it just acknowledged on every successful reply, so everything still in
-        flight is sent again (measured: followers received 2-5x the committed entries).  A
-        successful reply may only move the next index forward; a failed one (a conflict, a
-        lost message) still resets it exactly as before."""
-        pipelined = (
-            message.get("type") == "next_node_idx" and message.get("success") and not message.get("reset")
-        )
-        next_index = self._SyncObj__raftNextIndex
-        before = next_index.get(node) if pipelined else None
-        super()._SyncObj__onMessageReceived(node, message)
-        if before is not None and self._isLeader() and next_index.get(node, before) < before:
-            next_index[node] = before
 
 
 class RaftMember:
@@ -168,6 +156,7 @@ class RaftMember:
                 segment_bytes=options.journal_segment_bytes,
                 # Entries a leader has just written and is about to send to every follower.
                 recent_bytes=16 * 1024 * 1024,
+                group_commit=True,
             )
         )
         conf = SyncObjConf(

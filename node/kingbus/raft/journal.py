@@ -34,6 +34,16 @@ the segment; a new segment file also syncs the directory).  pysyncobj's follower
 an append_entries only after all its `add` calls have returned and the leader counts its own
 entry when `add` returns, so every acknowledgement is durable.  With `never`, nothing is synced.
 
+With `group_commit` (what the node uses) `add()` only writes, and `sync()` makes everything
+written so far durable with one fdatasync per segment touched.  The Raft member calls it at the
+two points where Raft counts on its log (`kingbus.raft.cluster._KingbusSyncObj`): before a
+follower's acknowledgement (`next_node_idx`) leaves, so a follower that received a batch of
+entries in one message syncs once instead of once per entry; and at the start of every tick,
+before the leader's commit computation counts its own log, so a leader syncs once for all the
+commands it appended in a tick.  A leader sends entries to followers before its own sync, which
+Raft allows (the leader's copy counts only once synced).  A crash loses at most records that
+nobody counted on: recovery truncates the unsynced tail like any torn write.
+
 On open every segment is walked; the last one is verified record by record and truncated at the
 first torn or damaged record (a crash can only tear the tail).  A bad record in an older,
 sealed segment is not a torn write: opening fails with `JournalCorruptError` rather than

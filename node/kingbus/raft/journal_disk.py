@@ -60,6 +60,11 @@ class JournalOptions:
 
     `fsync` is the policy: ``"always"`` (or True) syncs every record before `add` returns and
     every state file before its setter returns; ``"never"`` (or False) syncs nothing.
+    `group_commit` (with ``"always"``) moves the record syncs out of `add`: records are written
+    at once but synced by `sync()`, one fdatasync for everything added since the last one.  The
+    caller then owns the durability rule -- nothing may count on a record before `sync()` --
+    which the Raft member keeps (`kingbus.raft.cluster`): a follower syncs before it
+    acknowledges, a leader before it counts its own log toward the commit index.
     `sync_file` and `sync_dir` are the system calls used (seams for tests that count them).
     """
 
@@ -69,6 +74,7 @@ class JournalOptions:
     # entry to every follower right after writing it; without this every send reads it back
     # from disk and re-checks its CRC.  Bounded, so memory does not grow with the log.
     recent_bytes: int = 0
+    group_commit: bool = False
     sync_file: SyncFn = os.fdatasync
     sync_dir: SyncFn = os.fsync
 
@@ -182,6 +188,7 @@ class DiskJournal:
         self._voted_for: str | None = None
         self._commit_index = 1
         self._commit_dirty = False
+        self._unsynced: list[int] = []  # segment fds written since the last sync (group commit)
 
         self.on_kept_tail: Callable[[Sequence[Entry]], None] | None = None
         self.on_destroy: Callable[[DiskJournal], None] | None = None
@@ -192,6 +199,7 @@ class DiskJournal:
         self.physical_truncations = 0
         self.truncated_entries = 0
         self.identity_mismatches = 0
+        self.group_syncs = 0
 
         self._open()
 
@@ -303,7 +311,8 @@ class DiskJournal:
 
     # ------------------------------------------------------------------ pysyncobj's Journal API
     def add(self, command: bytes, idx: int, term: int) -> None:
-        """Append an entry (or, after a tentative cut, keep an identical one); durable on return."""
+        """Append an entry (or, after a tentative cut, keep an identical one); durable on return,
+        or with group commit once `sync()` has returned."""
         with self._lock:
             self._check_usable()
             command = bytes(command)
@@ -456,12 +465,25 @@ class DiskJournal:
             if not self._closed:
                 self._save_commit_index()
 
+    def sync(self) -> None:
+        """Make every record added so far durable (group commit; a no-op without it)."""
+        with self._lock:
+            if self._unsynced and not self._closed:
+                self._check_usable()
+                self._sync_unsynced()
+
+    @property
+    def unsynced(self) -> bool:
+        """Records were added since the last `sync()` (always False without group commit)."""
+        return bool(self._unsynced)
+
     def _destroy(self) -> None:
         with self._lock:
             if self._closed:
                 return
             try:
                 if self._failed is None:
+                    self._sync_unsynced()
                     self._settle()
                     self._save_commit_index()
             finally:
@@ -511,6 +533,7 @@ class DiskJournal:
                 "physical_truncations": self.physical_truncations,
                 "truncated_entries": self.truncated_entries,
                 "identity_mismatches": self.identity_mismatches,
+                "group_syncs": self.group_syncs,
             }
 
     # ------------------------------------------------------------------ tentative cut
@@ -552,7 +575,10 @@ class DiskJournal:
         offset = seg.size
         try:
             _pwrite_all(seg.fd, record, offset)
-            self._syncer.sync_file(seg.fd)
+            if not self.options.group_commit:
+                self._syncer.sync_file(seg.fd)
+            elif not self._unsynced or self._unsynced[-1] != seg.fd:
+                self._unsynced.append(seg.fd)
         except OSError as exc:
             # After a failed fsync the kernel may have dropped the dirty pages; nothing more
             # can be promised about this file, so refuse further writes.
@@ -571,6 +597,21 @@ class DiskJournal:
         self._visible_len = len(self._offsets)
         self._visible_last = entry
         self._remember(entry)
+
+    def _sync_unsynced(self) -> None:
+        """Sync the segments written since the last sync, oldest first.  Every path that
+        closes a segment file or truncates one calls this first."""
+        if not self._unsynced:
+            return
+        try:
+            for fd in self._unsynced:
+                self._syncer.sync_file(fd)
+        except OSError as exc:
+            # As in `_append`: after a failed fsync nothing more can be promised.
+            self._failed = exc
+            raise
+        self._unsynced.clear()
+        self.group_syncs += 1
 
     def _remember(self, entry: Entry) -> None:
         budget = self.options.recent_bytes
@@ -606,6 +647,7 @@ class DiskJournal:
 
     def _truncate_from(self, pos: int) -> None:
         """Physically delete the entries from position `pos` on (a proven conflict)."""
+        self._sync_unsynced()
         removed = len(self._offsets) - pos
         self.physical_truncations += 1
         self.truncated_entries += removed
@@ -656,6 +698,7 @@ class DiskJournal:
         self._visible_last = self._phys_last
 
     def _clear(self) -> None:
+        self._unsynced.clear()  # every segment is unlinked: nothing of them needs to last
         self._tentative = False
         self._close_all_segments(unlink=True)
         journal_files.write_json_atomically(self.path, FIRST_INDEX_FILE, {"first_index": 0}, self._syncer)
@@ -677,6 +720,7 @@ class DiskJournal:
             drop += 1
         if drop == 0:
             return
+        self._sync_unsynced()
         for seg in self._segments[:drop]:
             os.close(seg.fd)
             seg.path.unlink()
@@ -685,6 +729,11 @@ class DiskJournal:
         self._syncer.sync_dir(self.path)
 
     def _close_all_segments(self, *, unlink: bool) -> None:
+        if unlink:
+            self._unsynced.clear()
+        else:
+            with contextlib.suppress(OSError):
+                self._sync_unsynced()
         # Newest first: a crash part-way leaves a prefix of the log, which is a valid log.
         for seg in reversed(self._segments):
             with contextlib.suppress(OSError):
