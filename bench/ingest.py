@@ -58,7 +58,7 @@ from typing import Any
 import pymysql
 
 from bench import procstats, profiling
-from bench.procstats import CpuMeter, loopback_bytes, vm_rss
+from bench.procstats import CpuMeter, disk_counters, loopback_bytes, vm_rss
 from bench.report import format_report
 from bench.results import KingbusRun, MiB, NodeFigures, PhaseResult, PipelineSamples, PreloadedSource, Rate
 from kingbus.binlog.gtids import GtidSet
@@ -242,6 +242,7 @@ def measure_kingbus(base: Path, source: PreloadedSource, settings: KingbusSettin
         leader_member = cluster.leader()
         leader = leader_member.name
         index_before = int(leader_member.status()["commit_index"])
+        term_before = int(leader_member.status()["term"])
         kept_before = {m.name: _kept_entries(m) for m in members}
         rss_before = {m.name: vm_rss(_member_pid(m)) for m in members}
         profiles: dict[str, Path] = {}
@@ -254,6 +255,7 @@ def measure_kingbus(base: Path, source: PreloadedSource, settings: KingbusSettin
         meter = CpuMeter({**{m.name: _member_pid(m) for m in members}, "source": _server_pid(source.server)})
         meter.start()
         lo_before = loopback_bytes()
+        disk_before = disk_counters()
         started = time.monotonic()
         cluster.set_source("127.0.0.1", source.server.port, tls="required" if settings.tls else "disabled")
         pipeline = PipelineSamples()
@@ -268,8 +270,10 @@ def measure_kingbus(base: Path, source: PreloadedSource, settings: KingbusSettin
         )
         cpu = meter.stop()
         lo_sent = loopback_bytes() - lo_before
+        disk = disk_counters() - disk_before
         stack.close()
         raft_entries = int(leader_member.status()["commit_index"]) - index_before
+        term_after = max(int(m.status()["term"]) for m in members)
         seconds = max(finished.values())
         nodes = [
             NodeFigures(
@@ -291,6 +295,9 @@ def measure_kingbus(base: Path, source: PreloadedSource, settings: KingbusSettin
         raft_entries=raft_entries,
         pipeline=pipeline,
         loopback_bytes=lo_sent,
+        disk_written_bytes=disk.written_bytes,
+        disk_busy_ms=disk.busy_ms,
+        terms=(term_before, term_after),
         profiles=profiles,
     )
 

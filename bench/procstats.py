@@ -2,13 +2,14 @@
 
 Resident size and CPU time of one process, the whole machine's busy CPU time (so a run that
 shared the machine with other work can be recognised), bytes sent over the loopback interface,
-and the machine's memory. Every function reads the current value; ``CpuMeter`` turns two
-readings into what a measurement used.
+bytes written to disk and the disk's busy time, and the machine's memory. Every function reads
+the current value; ``CpuMeter`` turns two readings into what a measurement used.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -68,6 +69,32 @@ def loopback_bytes() -> int:
         if name.strip() == "lo":
             return int(counters.split()[8])  # the ninth counter is transmitted bytes
     raise RuntimeError("no lo interface in /proc/net/dev")
+
+
+@dataclass(frozen=True)
+class DiskCounters:
+    """Machine-wide block-device counters: bytes written and milliseconds spent doing I/O."""
+
+    written_bytes: int
+    busy_ms: int
+
+    def __sub__(self, other: DiskCounters) -> DiskCounters:
+        return DiskCounters(self.written_bytes - other.written_bytes, self.busy_ms - other.busy_ms)
+
+
+def disk_counters() -> DiskCounters:
+    """Summed over whole disks in /proc/diskstats (partitions, loop, ram and zram devices
+    skipped, so nothing is counted twice).  The busy time is the device's "time spent doing
+    I/Os": with one disk, busy_ms / wall time is its utilisation."""
+    written = busy = 0
+    for line in Path("/proc/diskstats").read_text().splitlines():
+        fields = line.split()
+        name = fields[2]
+        if name.startswith(("loop", "ram", "zram", "dm-")) or not Path(f"/sys/block/{name}").exists():
+            continue
+        written += int(fields[9]) * 512  # sectors written; /proc/diskstats sectors are 512 B
+        busy += int(fields[12])
+    return DiskCounters(written, busy)
 
 
 def meminfo_total() -> str:

@@ -109,6 +109,17 @@ def format_report(results: Sequence[PhaseResult], facts: dict[str, str]) -> str:
             f"{k.loopback_bytes / r.source.binlog_bytes:.2f} x the binlog (source->leader + leader->2 "
             "followers is ~3 x; machine-wide counter, so other work on the machine adds to it)"
         )
+        lines.append(
+            f"  {'':<6} disk writes: {k.disk_written_bytes / MiB:.1f} MiB = "
+            f"{k.disk_written_bytes / r.source.binlog_bytes:.2f} x the binlog (each member journals "
+            f"and stores it: ~6 x once written back), disk busy {k.disk_busy_ms / 1000 / k.rate.seconds:.0%} "
+            "of the wall time (machine-wide)"
+        )
+        before, after = k.terms
+        lines.append(
+            f"  {'':<6} Raft term {before} -> {after}"
+            + ("" if before == after else f": {after - before} election(s) during the run")
+        )
     lines += ["", "Kingbus members (RSS before PUT /source and after the last GTID was committed)"]
     for r in results:
         for n in r.kingbus.nodes:

@@ -62,6 +62,9 @@ class KingbusRun:
     raft_entries: int  # commit_index growth on the leader: entries journalled (and fsynced) per member
     pipeline: PipelineSamples
     loopback_bytes: int  # sent over lo (machine-wide) while the clock ran
+    disk_written_bytes: int  # written to block devices (machine-wide) while the clock ran
+    disk_busy_ms: int  # the disks' time spent doing I/O while the clock ran
+    terms: tuple[int, int]  # the Raft term before PUT /source and after the last commit
     profiles: dict[str, Path]  # py-spy collapsed stacks per member, when profiled
 
 

@@ -110,6 +110,9 @@ class _KeptTailFilter(logging.Filter):
 logging.getLogger("pysyncobj.syncobj").addFilter(_KeptTailFilter())
 
 
+RECENT_ENTRY_BYTES = 48 * 1024 * 1024
+
+
 def _fail_text(code: int) -> str:
     names = {
         FAIL_REASON.QUEUE_FULL: "the Raft command queue is full",
@@ -154,8 +157,13 @@ class RaftMember:
             journal.JournalOptions(
                 fsync=options.fsync,
                 segment_bytes=options.journal_segment_bytes,
-                # Entries a leader has just written and is about to send to every follower.
-                recent_bytes=16 * 1024 * 1024,
+                # Every entry is read three times after it is written: sent to each follower,
+                # read for its term when the leader's commit index passes it, read again to be
+                # applied.  The cache covers the syncer's whole pipeline (32 MiB of proposals
+                # waiting for commit) plus a batch, so none of these reads goes to disk and
+                # re-checks a CRC (measured with 16 MiB: ~20% of a leader's tick thread on
+                # 1 MB transactions).  Bounded: memory does not grow with the log.
+                recent_bytes=RECENT_ENTRY_BYTES,
                 group_commit=True,
             )
         )
