@@ -33,7 +33,10 @@ Priorities, first match wins:
    ``gtid_executed`` must contain the cluster's committed GTID set; if it does not (and
    ``allowDivergent`` is false) -> :class:`Refuse` naming the missing GTIDs; else
    :class:`SetSource`.
-11. Otherwise :class:`Idle`.
+11. Storage: claims requesting less than ``spec.storage.size`` -> :class:`ExpandClaims` (the
+   StatefulSet's volumeClaimTemplates are immutable, so claims are grown in place), or
+   :class:`Refuse` when their StorageClass does not allow volume expansion.
+12. Otherwise :class:`Idle`.
 
 Quorum arithmetic: a configuration of ``n`` voters needs ``n // 2 + 1`` healthy ones.  A removal
 is allowed only if the healthy members left are a quorum of the configuration left; a new member
@@ -43,10 +46,12 @@ is started only while every member is healthy.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 from kingbus.binlog.gtids import GtidSet
 from kingbus_operator import names
 from kingbus_operator.facts import DesiredSource, Facts, MemberFact, PodFact, RaftFact, SourceFact
+from kingbus_operator.quantity import QuantityError, parse_quantity
 from kingbus_operator.render import quorum
 
 
@@ -113,6 +118,12 @@ class DeletePod(Action):
 
 
 @dataclass(frozen=True)
+class ExpandClaims(Action):
+    names: tuple[str, ...] = ()
+    size: str = ""
+
+
+@dataclass(frozen=True)
 class SetSource(Action):
     host: str = ""
     port: int = 0
@@ -140,7 +151,13 @@ def decide(f: Facts) -> Action:
         return Hold("NoMemberReachable", "no member answers its admin API yet", degraded=sts.replicas > 0)
     if raft.leader is None:
         return Hold("NoLeader", f"{raft.reporter} reports no Raft leader", degraded=True)
-    return _membership(f, raft, sts.replicas) or _rolling(f, raft) or _source(f, raft) or _idle(f, raft)
+    return (
+        _membership(f, raft, sts.replicas)
+        or _rolling(f, raft)
+        or _source(f, raft)
+        or _storage(f)
+        or _idle(f, raft)
+    )
 
 
 # ---- node loss
@@ -369,6 +386,47 @@ def _source(f: Facts, raft: RaftFact) -> Action | None:
         host=want.host,
         port=want.port,
     )
+
+
+# ---- storage growth
+
+
+def _storage(f: Facts) -> Action | None:
+    """A larger spec.storage.size grows every existing claim in place (volumeClaimTemplates
+    are immutable, so the StatefulSet keeps creating claims of the old size: a claim created
+    later is grown on the next pass).  Last in line: a storage change never delays a
+    membership, image or source change, and a refusal here blocks nothing else."""
+    wanted = parse_quantity(f.spec.storage.size)
+    small = [
+        c
+        for c in f.claims
+        if not c.terminating and c.requested is not None and _quantity_or_none(c.requested) < wanted
+    ]
+    if not small:
+        return None
+    fixed = [c.name for c in small if not c.expandable]
+    if fixed:
+        return Refuse(
+            "StorageNotExpandable",
+            f"spec.storage.size is {f.spec.storage.size} but {', '.join(fixed)} cannot grow: the "
+            "StorageClass does not allow volume expansion (allowVolumeExpansion); the claims keep "
+            "their size",
+        )
+    names = tuple(c.name for c in small)
+    return ExpandClaims(
+        "ClaimsExpanded",
+        f"requesting {f.spec.storage.size} for {', '.join(names)}",
+        names=names,
+        size=f.spec.storage.size,
+    )
+
+
+def _quantity_or_none(text: str) -> Fraction:
+    """A claim's request as written by the API server; an unreadable one is never grown."""
+    try:
+        return parse_quantity(text)
+    except QuantityError:
+        return Fraction(2**63)
 
 
 def _idle(f: Facts, raft: RaftFact) -> Action:

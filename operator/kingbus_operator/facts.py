@@ -41,6 +41,10 @@ class ClaimFact:
     local_to_node: str | None
     node_local: bool = False
     terminating: bool = False
+    requested: str | None = None  # spec.resources.requests.storage, as written
+    # Whether its StorageClass has allowVolumeExpansion: true (False when it has no class or
+    # the class is gone: the API server would refuse the resize).
+    expandable: bool = False
 
 
 @dataclass(frozen=True)

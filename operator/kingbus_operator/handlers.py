@@ -216,6 +216,11 @@ class Pass:
 
     async def _claims(self) -> tuple[ClaimFact, ...]:
         volumes = {pv["metadata"]["name"]: pv for pv in await self.kube.list("PersistentVolume")}
+        expandable = {
+            sc["metadata"]["name"]
+            for sc in await self.kube.list("StorageClass")
+            if sc.get("allowVolumeExpansion")
+        }
         out = []
         for pvc in await self.kube.list(
             "PersistentVolumeClaim", self.namespace, selector=names.selector(self.name)
@@ -227,9 +232,16 @@ class Pass:
                 continue
             pv = volumes.get((pvc.get("spec") or {}).get("volumeName") or "")
             local, node = _node_locality(pv)
+            spec = pvc.get("spec") or {}
             out.append(
                 ClaimFact(
-                    claim, ordinal, node, node_local=local, terminating="deletionTimestamp" in pvc["metadata"]
+                    claim,
+                    ordinal,
+                    node,
+                    node_local=local,
+                    terminating="deletionTimestamp" in pvc["metadata"],
+                    requested=((spec.get("resources") or {}).get("requests") or {}).get("storage"),
+                    expandable=spec.get("storageClassName") in expandable,
                 )
             )
         return tuple(out)
@@ -310,6 +322,14 @@ class Pass:
             await self.kube.merge_patch(
                 "StatefulSet", ns, names.statefulset(self.name), {"spec": {"replicas": action.replicas}}
             )
+        elif isinstance(action, d.ExpandClaims):
+            for claim in action.names:
+                await self.kube.merge_patch(
+                    "PersistentVolumeClaim",
+                    ns,
+                    claim,
+                    {"spec": {"resources": {"requests": {"storage": action.size}}}},
+                )
         elif isinstance(action, d.DeleteClaim):
             await self.kube.delete("PersistentVolumeClaim", ns, action.name)
         elif isinstance(action, d.ForceDeletePod):
@@ -459,6 +479,21 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # Events are posted explicitly, typed (see reconcile_once); log lines must not become
     # Events too (kopf's default), or every logged step would be posted twice.
     settings.posting.loggers = False
+    # Events are best effort.  kopf posts them one at a time and retries a refused one for
+    # 54 s by default (1+1+2+3+5+8+13+21), holding up every Event queued behind it -- e.g.
+    # one for a cluster whose namespace is being deleted.  Give up after 7 s instead.
+    settings.posting.default_backoffs = (1, 2, 4)
+    # A KingbusCluster being deleted keeps kopf's finalizer until its timer has stopped.  A
+    # timer in the middle of a pass does not stop at once, and kopf looks again only after
+    # cancellation_polling, 60 s by default: a delete then took a minute (seen in the tests).
+    settings.background.cancellation_polling = 1.0
+    # A watch request has no timeout by default: one that silently stops delivering (a
+    # dropped connection the client never notices) would leave kopf with stale bodies and
+    # unseen deletions.  The server ends each watch after server_timeout and kopf re-lists;
+    # the client gives up a little later if the server never answered.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 30
     memo["kube"] = await Kube.connect()
 
 
@@ -534,6 +569,13 @@ async def reconcile_once(
             logger.info(note)
             post("Normal", action.reason, action.message)
         except (nodeclient.NodeError, KubeError) as exc:
+            if isinstance(exc, KubeError) and _namespace_terminating(exc):
+                # The namespace is being deleted with this cluster in it; its deletion reaches
+                # this resource soon.  Nothing may be created there any more, an Event
+                # included: kopf would retry a refused Event for about a minute, delaying
+                # every Event queued after it.
+                logger.debug(f"{action.reason} skipped: {exc}")
+                return d.Hold("NamespaceTerminating", f"the namespace {ns} is being deleted")
             failed = d.Hold("ActionFailed", f"{action.reason} failed: {exc}", degraded=True)
             logger.warning(f"{failed.message}")
             if previous.get("lastAction") != f"{failed.reason}: {failed.message}":
@@ -546,6 +588,11 @@ async def reconcile_once(
     if not render.covers(previous, new_status):
         await kube.merge_patch(crd.KIND, ns, name, {"status": new_status}, sub="status")
     return action
+
+
+def _namespace_terminating(exc: KubeError) -> bool:
+    # The API server's NamespaceLifecycle admission refuses creations with 403 and this text.
+    return exc.status == 403 and "because it is being terminated" in str(exc)
 
 
 def _is_problem(action: d.Action) -> bool:

@@ -33,6 +33,7 @@ KINDS: Final[dict[str, tuple[str, str]]] = {
 CLUSTER_KINDS: Final[dict[str, tuple[str, str]]] = {
     "Node": ("/api/v1", "nodes"),
     "PersistentVolume": ("/api/v1", "persistentvolumes"),
+    "StorageClass": ("/apis/storage.k8s.io/v1", "storageclasses"),
 }
 
 _TYPES: Final = {200: "object", 201: "object", 202: "object"}

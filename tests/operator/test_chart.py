@@ -298,6 +298,7 @@ REQUIRED: list[tuple[str, str]] = [
     ("list", "nodes"),
     ("list", "persistentvolumes"),
     ("list", "persistentvolumeclaims"),
+    ("list", "storageclasses.storage.k8s.io"),
     # handlers.Pass.act/_apply: create and merge-patch managed objects (Secrets only created),
     # scale the StatefulSet, delete PVCs and pods (force or not).
     ("create", "statefulsets.apps"),
@@ -311,6 +312,8 @@ REQUIRED: list[tuple[str, str]] = [
     ("patch", "poddisruptionbudgets.policy"),
     ("delete", "pods"),
     ("delete", "persistentvolumeclaims"),
+    # ExpandClaims: grow claims to spec.storage.size.
+    ("patch", "persistentvolumeclaims"),
 ]
 
 DENIED: list[tuple[str, str]] = [
@@ -331,6 +334,8 @@ DENIED: list[tuple[str, str]] = [
     ("delete", "services"),
     ("delete", "configmaps"),
     ("delete", "persistentvolumes"),
+    ("patch", "storageclasses.storage.k8s.io"),
+    ("patch", "persistentvolumes"),
     ("create", "kingbusclusters.kingbus.io"),
     ("update", "kingbusclusters.kingbus.io"),
     ("delete", "kingbusclusters.kingbus.io"),

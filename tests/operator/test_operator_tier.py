@@ -5,6 +5,7 @@ fake_nodes.py at the node-client seam; MySQL sources are real MySQL 9.7 servers.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -92,8 +93,35 @@ class Namespace:
             time.sleep(0.25)
         status = self.get("kbc", "kb")
         raise AssertionError(
-            f"timed out waiting for {what}; status: {json.dumps((status or {}).get('status'), indent=1)}"
+            f"timed out waiting for {what}; status: {json.dumps((status or {}).get('status'), indent=1)}\n"
+            + self.diagnosis()
         )
+
+    def diagnosis(self) -> str:
+        """What a timed-out wait needs for a diagnosis after the control plane is gone: the
+        pods and nodes as the API server sees them, and the tails of the components that
+        move them (seen once in CI: pods not recreated and a delete not finishing)."""
+        lines = ["pods:"]
+        for pod in self.items("pods"):
+            meta, status = pod["metadata"], pod.get("status", {})
+            ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", []))
+            lines.append(
+                f"  {meta['name']} node={pod['spec'].get('nodeName')} phase={status.get('phase')} "
+                f"ready={ready} deleting={'deletionTimestamp' in meta}"
+            )
+        nodes = self.cp.kubectl_json("get", "nodes")
+        assert isinstance(nodes, dict)
+        lines.append("nodes:")
+        for node in nodes["items"]:
+            conditions = node.get("status", {}).get("conditions", [])
+            ready = next((c["status"] for c in conditions if c["type"] == "Ready"), "?")
+            lines.append(f"  {node['metadata']['name']} ready={ready}")
+        for name in ("kube-controller-manager", "kwok"):
+            component = self.cp.components.get(name)
+            if component is not None:
+                lines.append(f"{name} (exit code {component.exit_code()}), last lines:")
+                lines.append(component.log_tail(20))
+        return "\n".join(lines)
 
     def wait_ready(self, members: int, name: str = "kb", timeout: float = 90.0) -> None:
         def ready() -> bool:
@@ -213,6 +241,57 @@ def test_transition_rules_reject_shrinking_storage_and_changing_class(space: Nam
     assert "spec.storage.storageClassName is immutable" in result.stderr
 
 
+# ------------------------------------------------------------------------- storage growth
+
+
+def _requests(space: Namespace) -> dict[str, str]:
+    return {
+        c["metadata"]["name"]: c["spec"]["resources"]["requests"]["storage"]
+        for c in space.items("pvc")
+        if c["metadata"]["name"].startswith("data-kb-")
+    }
+
+
+def _grow_to(space: Namespace, size: str) -> None:
+    grow = json.dumps({"spec": {"storage": {"size": size}}})
+    space.cp.kubectl("patch", "kbc", "kb", "-n", space.ns, "--type=merge", "-p", grow)
+
+
+def test_storage_growth_expands_every_claim_in_place(space: Namespace) -> None:
+    space.apply(cluster_doc())
+    space.wait_ready(3)
+    assert _requests(space) == {f"data-kb-{i}": "1Gi" for i in range(3)}
+    _grow_to(space, "2Gi")
+    space.wait("every claim requesting 2Gi", lambda: set(_requests(space).values()) == {"2Gi"})
+    space.wait_ready(3)
+    assert "ClaimsExpanded" in space.reasons()
+    # The StatefulSet's template is immutable and stays as created; claims grow in place.
+    sts = space.get("statefulset", "kb")
+    assert sts is not None
+    assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "1Gi"
+
+
+def test_storage_growth_refused_when_the_class_cannot_expand(space: Namespace) -> None:
+    fixed = {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {"name": "fixed-size"},
+        "provisioner": "kubernetes.io/host-path",
+        "volumeBindingMode": "Immediate",
+    }
+    space.cp.kubectl("apply", "-f", "-", input_text=json.dumps(fixed))
+    space.apply(cluster_doc(storage={"size": "1Gi", "storageClassName": "fixed-size"}))
+    space.wait_ready(3)
+    _grow_to(space, "2Gi")
+    space.wait(
+        "the refusal in the Degraded condition",
+        lambda: space.condition("Degraded").get("reason") == "StorageNotExpandable",
+    )
+    assert "allowVolumeExpansion" in space.condition("Degraded")["message"]
+    assert "StorageNotExpandable" in space.reasons()
+    assert _requests(space) == {f"data-kb-{i}": "1Gi" for i in range(3)}
+
+
 # ------------------------------------------------------------------------- create, idempotence, delete
 
 
@@ -281,7 +360,10 @@ def test_create_gives_all_objects_and_ready_status_then_reconcile_is_idempotent_
     assert len(space.fake_cluster().calls) == calls
 
     # Deleting the resource removes everything it owns (garbage collector, owner references).
-    space.cp.kubectl("delete", "kbc", "kb", "-n", space.ns, "--timeout=60s")
+    try:
+        space.cp.kubectl("delete", "kbc", "kb", "-n", space.ns, "--timeout=60s", timeout=90)
+    except (subprocess.TimeoutExpired, ControlPlaneError):
+        raise AssertionError(f"the KingbusCluster was not deleted in 60 s\n{space.diagnosis()}") from None
     space.wait("owned objects garbage-collected", lambda: not _owned(space), timeout=60)
     space.wait("pods gone", lambda: not space.items("pods"), timeout=60)
 
@@ -524,7 +606,9 @@ def test_image_change_rolls_one_pod_at_a_time_leader_last(space: Namespace) -> N
             break
         time.sleep(0.1)
     else:
-        raise AssertionError(f"rollout did not finish; down sets seen: {seen}")
+        raise AssertionError(
+            f"rollout did not finish; down sets seen: {sorted(set(seen))}\n{space.diagnosis()}"
+        )
     assert all(len(d) <= 1 for d in seen), seen  # never more than one member restarting
     assert {p["metadata"]["name"]: p["metadata"]["uid"] for p in space.items("pods")}.keys() == uids.keys()
     assert all(p["metadata"]["uid"] != uids[p["metadata"]["name"]] for p in space.items("pods"))
@@ -550,3 +634,22 @@ def test_paused_cluster_is_left_alone(space: Namespace) -> None:
     assert space.fake_cluster().calls == []
     space.apply(cluster_doc(replicas=5, paused=False))
     space.wait_ready(5)
+
+
+def test_a_cluster_being_deleted_is_not_reconciled(space: Namespace) -> None:
+    """While a KingbusCluster waits for its finalizers, the operator must not re-create what
+    the garbage collector is about to delete (nor write into a terminating namespace)."""
+    space.apply(cluster_doc())
+    space.wait_ready(3)
+    hold = json.dumps({"metadata": {"finalizers": ["test.kingbus.io/hold"]}})
+    space.cp.kubectl("patch", "kbc", "kb", "-n", space.ns, "--type=merge", "-p", hold)
+    try:
+        space.cp.kubectl("delete", "kbc", "kb", "-n", space.ns, "--wait=false")
+        space.wait("the deletion to be recorded", lambda: "deletionTimestamp" in space.kbc()["metadata"])
+        space.cp.kubectl("delete", "configmap", "kb-config", "-n", space.ns)
+        time.sleep(RESYNC * 8)
+        assert space.get("configmap", "kb-config") is None
+    finally:
+        release = json.dumps({"metadata": {"finalizers": None}})
+        space.cp.kubectl("patch", "kbc", "kb", "-n", space.ns, "--type=merge", "-p", release, check=False)
+    space.wait("the KingbusCluster to be gone", lambda: space.get("kbc", "kb") is None)

@@ -333,6 +333,9 @@ def _storage_class_manifest() -> dict[str, object]:
         "provisioner": "kubernetes.io/host-path",
         "reclaimPolicy": "Delete",
         "volumeBindingMode": "Immediate",
+        # Lets the API server accept a claim resize (the operator grows claims in place); the
+        # hostPath volume itself never changes size, which these tests do not need.
+        "allowVolumeExpansion": True,
     }
 
 

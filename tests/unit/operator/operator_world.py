@@ -121,10 +121,26 @@ class World:
         return self._with(nodes={k: v for k, v in self.nodes.items() if k != name})
 
     def claim(
-        self, ordinal: int, *, node_local: bool = True, node: str | None = None, terminating: bool = False
+        self,
+        ordinal: int,
+        *,
+        node_local: bool = True,
+        node: str | None = None,
+        terminating: bool = False,
+        requested: str | None = None,
+        expandable: bool = False,
     ) -> World:
-        claim = ClaimFact(f"data-{CLUSTER}-{ordinal}", ordinal, node, node_local, terminating)
+        claim = ClaimFact(
+            f"data-{CLUSTER}-{ordinal}", ordinal, node, node_local, terminating, requested, expandable
+        )
         return self._with(claims={**self.claims, ordinal: claim})
+
+    def claims_of(self, size: str, *, expandable: bool = True) -> World:
+        """Every pod's claim requesting ``size`` (network volumes)."""
+        w = self
+        for ordinal in self.pods:
+            w = w.claim(ordinal, node_local=False, requested=size, expandable=expandable)
+        return w
 
     def with_(self, **changes: object) -> World:
         return self._with(**changes)

@@ -428,6 +428,51 @@ CASES: list[tuple[str, World, type[d.Action], dict[str, Any], str]] = [
         {"replicas": 4},
         "",
     ),
+    # --- storage growth (spec.storage.size is 1Gi in these worlds unless changed)
+    ("claims-at-size-idle", world().claims_of("1Gi"), d.Idle, {}, ""),
+    ("claims-at-size-in-other-units-idle", world().claims_of("1024Mi"), d.Idle, {}, ""),
+    ("larger-claims-never-shrunk", world().claims_of("5Gi"), d.Idle, {}, ""),
+    (
+        "grown-size-expands-every-smaller-claim",
+        world().claims_of("1Gi").spec_with(storage=crd.StorageSpec(size="2Gi")).claim(1, requested="2Gi"),
+        d.ExpandClaims,
+        {"names": ("data-kb-0", "data-kb-2"), "size": "2Gi"},
+        "2Gi",
+    ),
+    (
+        "claim-made-later-from-the-old-template-is-grown",
+        world()
+        .claims_of("2Gi")
+        .spec_with(storage=crd.StorageSpec(size="2Gi"))
+        .claim(2, requested="1Gi", expandable=True),
+        d.ExpandClaims,
+        {"names": ("data-kb-2",)},
+        "data-kb-2",
+    ),
+    (
+        "growth-refused-when-the-class-cannot-expand",
+        world().claims_of("1Gi", expandable=False).spec_with(storage=crd.StorageSpec(size="2Gi")),
+        d.Refuse,
+        {"reason": "StorageNotExpandable"},
+        "allowVolumeExpansion",
+    ),
+    (
+        "terminating-and-unreadable-claims-left-alone",
+        world()
+        .spec_with(storage=crd.StorageSpec(size="2Gi"))
+        .claim(0, node_local=False, requested="1Gi", terminating=True, expandable=True)
+        .claim(1, node_local=False, requested="a lot", expandable=True),
+        d.Idle,
+        {},
+        "",
+    ),
+    (
+        "membership-before-storage",
+        world().claims_of("1Gi").desired(5, storage=crd.StorageSpec(size="2Gi")),
+        d.ScaleStatefulSet,
+        {"replicas": 4},
+        "",
+    ),
 ]
 
 
@@ -442,7 +487,7 @@ def test_decide(case: str, given: World, kind: type[d.Action], fields: dict[str,
 
 def test_every_refusal_reason_is_covered() -> None:
     reasons = {c[3].get("reason") for c in CASES if c[2] is d.Refuse}
-    assert reasons == {"QuorumAtRisk", "SourceDivergent"}
+    assert reasons == {"QuorumAtRisk", "SourceDivergent", "StorageNotExpandable"}
 
 
 def test_decide_is_pure_and_deterministic() -> None:
