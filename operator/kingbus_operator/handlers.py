@@ -518,6 +518,11 @@ async def reconcile(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: 
     """One pass: gather -> decide -> act -> report."""
     if memo.get("closing"):
         return
+    if body.metadata.get("deletionTimestamp"):
+        # Being deleted: the garbage collector removes what it owns, kopf releases its
+        # finalizer once this timer stops.  kopf does not stop it at once (a pass re-created
+        # a ConfigMap of a cluster held in deletion by another finalizer, in CI).
+        return
     kube: Kube = memo["kube"]
     doc = {"metadata": dict(body.metadata), "spec": dict(body.spec), "status": dict(body.status)}
     memo["in_flight"] = memo.get("in_flight", 0) + 1

@@ -96,5 +96,10 @@ def test_verify_ca_streams_with_the_sources_ca_and_refuses_another(
         assert all(m.status()["committed_gtid_set"] == "" for m in cluster.members)
         cluster.set_source("127.0.0.1", mysql_source.port, tls="verify_ca", tls_ca=right_ca)
         cluster.wait_committed(mysql_source.gtid_executed(), timeout=90)
+        # Read from whoever leads once it streams: an election right after the commit (seen
+        # once under CI load) leaves the new leader's session connecting for a moment.
+        wait_until(
+            lambda: _source_status(cluster)["state"] == "streaming", timeout=60, what="a streaming session"
+        )
         status = _source_status(cluster)
         assert status["tls"] is True and status["tls_mode"] == "verify_ca" and status["user"] == REPL_USER

@@ -403,6 +403,7 @@ class Syncer:
                 log.warning("semi-sync acknowledgement failed: %s", exc)
 
     def _close_connection(self) -> None:
+        self.tls_cipher = ""  # status reports the session in use, not the last one
         with self._lock:
             conn, self._conn = self._conn, None
             self._batcher = None
