@@ -412,11 +412,11 @@ def _storage(f: Facts) -> Action | None:
             "StorageClass does not allow volume expansion (allowVolumeExpansion); the claims keep "
             "their size",
         )
-    names = tuple(c.name for c in small)
+    growing = tuple(c.name for c in small)
     return ExpandClaims(
         "ClaimsExpanded",
-        f"requesting {f.spec.storage.size} for {', '.join(names)}",
-        names=names,
+        f"requesting {f.spec.storage.size} for {', '.join(growing)}",
+        names=growing,
         size=f.spec.storage.size,
     )
 
