@@ -97,8 +97,8 @@ def test_leader_transfer_to_the_current_leader_is_already_done(cluster: Cluster)
         timeout=30,
         what="every member announced in the directory",
     )
-    term = leader.status()["term"]
     follower = next(m for m in cluster.members if m is not leader)
+    # Before the fix this was refused with 409 after 10 s (pysyncobj denies a transfer to the
+    # leader itself); `http` raises on any error status.  Nothing is asserted about the term
+    # afterwards: an unrelated election can happen at any time on a loaded machine (seen in CI).
     http("POST", f"{follower.admin}/leader/transfer", {"to": leader.name})
-    assert leader.status()["role"] == "leader"
-    assert leader.status()["term"] == term
