@@ -568,6 +568,12 @@ async def reconcile_once(
     action = d.decide(facts)
     note = f"{action.reason}: {action.message}"
     mutating = not isinstance(action, d.Idle | d.Hold | d.Refuse)
+    if mutating and not _still_wanted(await kube.get(crd.KIND, ns, name), str(meta.get("uid", ""))):
+        # Deleted (or marked for deletion) while this pass was gathering: the body it started
+        # from is stale, and acting on it would re-create what the garbage collector is about
+        # to remove (seen in CI: a ConfigMap re-created under a cluster held by a finalizer).
+        logger.debug(f"{action.reason} skipped: the cluster is being deleted")
+        return d.Hold("BeingDeleted", f"{ns}/{name} is being deleted")
     if mutating:
         try:
             await run.act(action, spec)
@@ -593,6 +599,15 @@ async def reconcile_once(
     if not render.covers(previous, new_status):
         await kube.merge_patch(crd.KIND, ns, name, {"status": new_status}, sub="status")
     return action
+
+
+def _still_wanted(current: Mapping[str, Any] | None, uid: str) -> bool:
+    """Whether the cluster a pass started from still exists, is the same object (a deleted
+    and re-created one has a new uid) and is not marked for deletion."""
+    if current is None:
+        return False
+    meta = current.get("metadata") or {}
+    return meta.get("uid") == uid and not meta.get("deletionTimestamp")
 
 
 def _namespace_terminating(exc: KubeError) -> bool:

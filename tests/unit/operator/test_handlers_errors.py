@@ -1,10 +1,11 @@
-"""How the operator reads the API server's refusals (pure predicates of handlers)."""
+"""How the operator reads the API server's refusals and a cluster's deletion (pure predicates of
+handlers)."""
 
 from __future__ import annotations
 
 import pytest
 
-from kingbus_operator.handlers import _namespace_terminating
+from kingbus_operator.handlers import _namespace_terminating, _still_wanted
 from kingbus_operator.kubeapi import KubeError
 
 TERMINATING = (
@@ -33,3 +34,21 @@ def test_only_the_namespace_lifecycle_refusal_counts_as_terminating(
     status: int, message: str, expected: bool
 ) -> None:
     assert _namespace_terminating(KubeError(status, message)) is expected
+
+
+@pytest.mark.parametrize(
+    ("current", "expected"),
+    [
+        ({"metadata": {"uid": "u1"}}, True),
+        # Marked for deletion while a pass was gathering (another finalizer holds it).
+        ({"metadata": {"uid": "u1", "deletionTimestamp": "2026-12-03T18:00:00Z"}}, False),
+        # Gone, or deleted and re-created under the same name: the pass's body is stale.
+        (None, False),
+        ({"metadata": {"uid": "u2"}}, False),
+        ({}, False),
+    ],
+)
+def test_a_pass_acts_only_for_the_cluster_it_started_from(
+    current: dict[str, object] | None, expected: bool
+) -> None:
+    assert _still_wanted(current, "u1") is expected
