@@ -217,6 +217,9 @@ class MySQLConfig:
     # keeps SHA256(SHA256(password))). "after_full_auth": like a MySQL source after a restart,
     # an account must first authenticate fully (TLS or RSA key) before the fast path serves it.
     fast_auth: str = "always"
+    # Client connections served at once (dump sessions and any other); one more is refused
+    # with MySQL's own 1040 "Too many connections", before the handshake, as mysqld does.
+    max_connections: int = 1024
 
 
 @dataclass(frozen=True)
@@ -519,6 +522,7 @@ _SCHEMA: Final[dict[str, _Key]] = {
     "mysql.server_id": _Key(_int_between(1, 2**32 - 1), _REQUIRED),
     "mysql.users": _Key(_users, default=()),
     "mysql.fast_auth": _Key(_choice("always", "after_full_auth"), default="always"),
+    "mysql.max_connections": _Key(_int_between(1, 100_000), default=1024),
     "mysql.tls.cert_file": _Key(_readable_file, _REQUIRED),
     "mysql.tls.key_file": _Key(_readable_file, _REQUIRED),
     "source.host": _Key(lambda raw: check_host(_nonempty(raw)), _REQUIRED),
@@ -708,6 +712,7 @@ def _build(v: Mapping[str, Any], *, present: set[str]) -> Config:
         users=v["mysql.users"],
         tls=tls,
         fast_auth=v["mysql.fast_auth"],
+        max_connections=v["mysql.max_connections"],
     )
     source = None
     if "source" in present:

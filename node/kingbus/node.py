@@ -76,8 +76,10 @@ class Node:
             tls=tls,
             rsa_key=rsa_key,
             fast_auth=config.mysql.fast_auth,
+            max_connections=config.mysql.max_connections,
         )
         self._replica_bytes_seen = 0
+        self._refusals_seen = 0
         self._admin: AdminServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._catching_up = False
@@ -480,6 +482,11 @@ class Node:
                 attempts_seen = self.syncer.attempts
             self.metrics.replicas_connected.set(len(self.replica_server.registry.sessions()))
             self.metrics.set_replicas(self.replica_server.replicas())
+            self.metrics.client_connections.set(self.replica_server.connections)
+            refused = self.replica_server.connections_refused
+            if refused > self._refusals_seen:
+                self.metrics.connections_refused.inc(refused - self._refusals_seen)
+                self._refusals_seen = refused
             sent = self.replica_server.registry.total_bytes_sent()
             if sent > self._replica_bytes_seen:
                 self.metrics.replica_bytes_sent.inc(sent - self._replica_bytes_seen)

@@ -99,6 +99,7 @@ def test_defaults_of_the_extensions(full_file: Path) -> None:
     cfg = load_config(full_file, {})
     assert cfg.raft.entry_bytes == 2 * 1024 * 1024
     assert cfg.mysql.fast_auth == "always"
+    assert cfg.mysql.max_connections == 1024
     assert (cfg.raft.election_timeout_min_ms, cfg.raft.election_timeout_max_ms) == (400, 1400)
     assert cfg.raft.join == ()
     assert cfg.raft.journal_segment_bytes == 64 * 1024 * 1024
@@ -260,6 +261,13 @@ def test_fast_auth_mode_from_the_environment_and_refused_by_key(full_file: Path)
         "mysql.fast_auth (from KINGBUS_MYSQL_FAST_AUTH): expected one of always, after_full_auth, "
         "got 'sometimes'"
     ], messages
+
+
+@pytest.mark.parametrize("raw", ["0", "-5", "100001", "many"])
+def test_max_connections_is_refused_out_of_range(full_file: Path, raw: str) -> None:
+    assert load_config(full_file, {"KINGBUS_MYSQL_MAX_CONNECTIONS": "2"}).mysql.max_connections == 2
+    (message,) = errors_of(full_file, {"KINGBUS_MYSQL_MAX_CONNECTIONS": raw})
+    assert message.startswith("mysql.max_connections (from KINGBUS_MYSQL_MAX_CONNECTIONS): "), message
 
 
 def users_file(tmp_path: Path, secrets_dir: Path, users: str) -> Path:

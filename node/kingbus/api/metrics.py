@@ -65,6 +65,14 @@ class Metrics:
         self.replicas_connected = Gauge(
             "kingbus_replicas_connected", "Replica dump sessions being served", registry=r
         )
+        self.client_connections = Gauge(
+            "kingbus_client_connections", "Client connections open on the MySQL port", registry=r
+        )
+        self.connections_refused = Counter(
+            "kingbus_connections_refused",
+            "Connections refused with 1040 because mysql.max_connections were open",
+            registry=r,
+        )
         self.replica_bytes_sent = Counter(
             "kingbus_replica_bytes_sent", "Binlog bytes sent to replicas", registry=r
         )

@@ -23,6 +23,7 @@ from typing import Final
 from kingbus.protocol import constants
 
 # Error codes and SQLSTATEs used by this server, named as in MySQL's mysqld_error.h.
+ER_CON_COUNT_ERROR: Final = 1040  # 08004 "Too many connections"
 ER_HANDSHAKE_ERROR: Final = 1043  # 08S01 "Bad handshake"
 ER_ACCESS_DENIED_ERROR: Final = 1045  # 28000
 ER_UNKNOWN_COM_ERROR: Final = 1047  # 08S01 "Unknown command"
@@ -132,3 +133,11 @@ def unknown_command() -> MySQLError:
 def unknown_system_variable(name: str) -> MySQLError:
     """ER_UNKNOWN_SYSTEM_VARIABLE: replicas tolerate this one for optional probes."""
     return MySQLError(ER_UNKNOWN_SYSTEM_VARIABLE, "HY000", f"Unknown system variable '{name}'")
+
+
+def too_many_connections() -> MySQLError:
+    """ER_CON_COUNT_ERROR, which mysqld sends instead of its greeting when max_connections is
+    reached.  Sent before any capabilities are negotiated, so without the SQLSTATE marker
+    (``encode(Capability(0))``): MySQL 9.7 sends exactly ``ff 10 04`` + the message, with
+    sequence id 0, and clients then report it as ``ERROR 1040 (HY000)``."""
+    return MySQLError(ER_CON_COUNT_ERROR, "08004", "Too many connections")

@@ -21,8 +21,9 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kingbus.binlog import events
-from kingbus.protocol import sql
+from kingbus.protocol import errors, framing, sql
 from kingbus.protocol.auth import FastAuthCache
+from kingbus.protocol.constants import Capability
 from kingbus.server import dumpplan
 from kingbus.server.accounts import Accounts
 from kingbus.server.dumper import CommitSignal
@@ -54,6 +55,7 @@ class ReplicaServer:
         version: str = SERVER_VERSION,
         fast_auth: str = "always",
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
+        max_connections: int = 1024,
     ) -> None:
         self.store = store
         self.bind = bind
@@ -66,6 +68,9 @@ class ReplicaServer:
         # Which accounts may skip full authentication (config `mysql.fast_auth`).
         self.fast_auth = FastAuthCache(fast_auth)
         self.handshake_timeout = handshake_timeout
+        self.max_connections = max_connections
+        self.connections_refused = 0  # over max_connections, for metrics
+        self._refusal_logged = 0.0
         self.auth_accepted = 0
         self.auth_rejected = 0
         self.registry = Registry()
@@ -122,13 +127,40 @@ class ReplicaServer:
                 log.warning("replica server accept failed: %s", exc)
                 await asyncio.sleep(0.1)
                 continue
+            peer = f"{address[0]}:{address[1]}"
+            if len(self._sessions) >= self.max_connections:
+                self._refuse(sock, peer)
+                continue
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            peer = f"{address[0]}:{address[1]}"
             session = Session(self, sock, peer, next(self._ids))
             task = asyncio.create_task(session.run())
             self._sessions.add(task)
             task.add_done_callback(self._sessions.discard)
+
+    def _refuse(self, sock: socket.socket, peer: str) -> None:
+        """What mysqld does at max_connections: ERR 1040 instead of the greeting, then close.
+        The packet is a few dozen bytes into a fresh socket's empty send buffer: a
+        non-blocking send takes it whole, and a peer that is not reading loses nothing."""
+        self.connections_refused += 1
+        packet = framing.frame(errors.too_many_connections().encode(Capability(0)), 0)[0]
+        try:
+            sock.setblocking(False)
+            sock.send(packet)
+        except OSError:
+            pass  # the peer is gone already; it was refused either way
+        finally:
+            sock.close()
+        now = time.monotonic()
+        if now - self._refusal_logged >= 10:  # a client retrying in a loop must not flood the log
+            self._refusal_logged = now
+            log.warning(
+                "refused a connection from %s: %d connections open (mysql.max_connections); "
+                "%d refused so far",
+                peer,
+                len(self._sessions),
+                self.connections_refused,
+            )
 
     # -- facts for sessions ------------------------------------------------------------------
     def facts(self) -> ServerFacts:
@@ -141,6 +173,7 @@ class ReplicaServer:
             hostname=socket.gethostname(),
             version=self.version,
             unix_time=int(time.time()),
+            max_connections=self.max_connections,
         )
 
     def binlog_events(self, statement: sql.ShowBinlogEvents) -> list[BinlogEvent]:

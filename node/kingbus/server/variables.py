@@ -35,6 +35,7 @@ class ServerFacts:
     hostname: str = "kingbus"
     version: str = SERVER_VERSION
     unix_time: int = 0
+    max_connections: int = 1024
 
 
 def system_variables(facts: ServerFacts) -> dict[str, Value]:
@@ -48,6 +49,7 @@ def system_variables(facts: ServerFacts) -> dict[str, Value]:
         "version_compile_machine": "x86_64",
         "hostname": facts.hostname,
         "port": facts.port,
+        "max_connections": facts.max_connections,
         "binlog_checksum": "CRC32",
         "master_verify_checksum": 0,
         "source_verify_checksum": 0,
