@@ -495,16 +495,32 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 30
     memo["kube"] = await Kube.connect()
+    memo["lifecycle"] = Lifecycle()
+
+
+@dataclass
+class Lifecycle:
+    """The operator's shutdown state, shared by every pass.
+
+    kopf gives each resource a *shallow copy* of the operator's memo, made when the resource
+    is first seen: a flag or counter stored directly in the memo at shutdown never reaches
+    the passes (seen in CI: the cleanup closed the API client under a running pass, which
+    failed with a traceback).  One mutable object, stored at startup, is shared by all."""
+
+    closing: bool = False
+    in_flight: int = 0
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     # kopf may still be finishing a pass while it runs the cleanup: stop new passes, let the
     # running ones end (bounded), and only then close the clients they use.
-    memo["closing"] = True
-    deadline = time.monotonic() + 15
-    while memo.get("in_flight", 0) and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    lifecycle = memo.get("lifecycle")
+    if isinstance(lifecycle, Lifecycle):
+        lifecycle.closing = True
+        deadline = time.monotonic() + 15
+        while lifecycle.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
     kube = memo.get("kube")
     if isinstance(kube, Kube):
         await kube.close()
@@ -516,7 +532,8 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 @kopf.timer(crd.GROUP, crd.VERSION, crd.PLURAL, interval=RESYNC_SECONDS, initial_delay=0.0)
 async def reconcile(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     """One pass: gather -> decide -> act -> report."""
-    if memo.get("closing"):
+    lifecycle: Lifecycle = memo["lifecycle"]
+    if lifecycle.closing:
         return
     if body.metadata.get("deletionTimestamp"):
         # Being deleted: the garbage collector removes what it owns, kopf releases its
@@ -525,20 +542,20 @@ async def reconcile(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: 
         return
     kube: Kube = memo["kube"]
     doc = {"metadata": dict(body.metadata), "spec": dict(body.spec), "status": dict(body.status)}
-    memo["in_flight"] = memo.get("in_flight", 0) + 1
+    lifecycle.in_flight += 1
     try:
         await reconcile_once(
             kube, doc, logger, post=lambda t, r, m: kopf.event(body, type=t, reason=r, message=m)
         )
     except Exception as exc:
-        if not memo.get("closing"):
+        if not lifecycle.closing:
             raise
         # Shutdown outlived this pass (kopf orphans a timer that does not stop in time, and
         # the cleanup closes the clients after a bounded wait): nothing to report, the next
         # operator instance starts from the observed state again.
         logger.debug(f"pass interrupted by the operator's shutdown: {exc}")
     finally:
-        memo["in_flight"] -= 1
+        lifecycle.in_flight -= 1
 
 
 async def reconcile_once(
