@@ -229,6 +229,22 @@ def _kept_entries(member: Member) -> int:
     return int(((member.status().get("raft") or {}).get("journal") or {}).get("kept_entries", 0))
 
 
+def _snapshot_stats(member: Member) -> dict[str, float]:
+    stats = (member.status().get("raft") or {}).get("snapshots") or {}
+    return {k: float(v) for k, v in stats.items()}
+
+
+def _snapshot_figures(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
+    def grown(key: str) -> float:
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    return {
+        "snapshots": int(grown("snapshots")),
+        "checkpoint_seconds": grown("checkpoint_seconds_total"),
+        "checkpoint_seconds_max": after.get("checkpoint_seconds_max", 0.0),
+    }
+
+
 def measure_kingbus(base: Path, source: PreloadedSource, settings: KingbusSettings) -> KingbusRun:
     """Wall time from PUT /source until all three members have committed the source's target.
 
@@ -244,6 +260,7 @@ def measure_kingbus(base: Path, source: PreloadedSource, settings: KingbusSettin
         index_before = int(leader_member.status()["commit_index"])
         term_before = int(leader_member.status()["term"])
         kept_before = {m.name: _kept_entries(m) for m in members}
+        snapshots_before = {m.name: _snapshot_stats(m) for m in members}
         rss_before = {m.name: vm_rss(_member_pid(m)) for m in members}
         profiles: dict[str, Path] = {}
         if profile_dir is not None:
@@ -283,6 +300,7 @@ def measure_kingbus(base: Path, source: PreloadedSource, settings: KingbusSettin
                 store_bytes=int(m.status()["store"]["bytes"]),
                 committed_after=finished[m.name],
                 resent_entries=_kept_entries(m) - kept_before[m.name],
+                **_snapshot_figures(snapshots_before[m.name], _snapshot_stats(m)),
                 warnings=_log_warnings(m),
             )
             for m in members

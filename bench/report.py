@@ -126,7 +126,8 @@ def format_report(results: Sequence[PhaseResult], facts: dict[str, str]) -> str:
             lines.append(
                 f"  {r.kind:<6} {n.name}: RSS {n.rss_before / MiB:7.1f} -> {n.rss_after / MiB:7.1f} MiB  "
                 f"store {n.store_bytes / MiB:9.1f} MiB  committed after {n.committed_after:7.2f} s  "
-                f"entries received again {n.resent_entries}"
+                f"entries received again {n.resent_entries}  snapshots {n.snapshots} "
+                f"(checkpoints {n.checkpoint_seconds:.2f} s, longest {n.checkpoint_seconds_max:.2f} s)"
             )
             for message, count in n.warnings.most_common(3):
                 lines.append(f"  {'':<6}   {count:>6} x {message}")

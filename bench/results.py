@@ -51,6 +51,11 @@ class NodeFigures:
     # Journal entries this member received again although it already held them identically
     # (the journal's "kept" count: a leader re-sending entries that were still in flight).
     resent_entries: int
+    # Snapshots taken during the run and the longest their store checkpoint held the tick
+    # thread (no heartbeats meanwhile).
+    snapshots: int
+    checkpoint_seconds_max: float
+    checkpoint_seconds: float  # all of this run's checkpoints together
     warnings: collections.Counter[str]  # WARNING/ERROR lines of the member's log, by message
 
 

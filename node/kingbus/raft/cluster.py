@@ -147,6 +147,11 @@ class RaftMember:
         self.machine = machine
         self._catch_up = catch_up
         self._state_lock = threading.Lock()
+        # Snapshots taken here, and how long their store checkpoint held the tick thread.
+        self.snapshots = 0
+        self.checkpoint_seconds_last = 0.0
+        self.checkpoint_seconds_max = 0.0
+        self.checkpoint_seconds_total = 0.0
         raft_dir = options.data_dir / "raft"
         raft_dir.mkdir(parents=True, exist_ok=True)
         self._snapshot_path = raft_dir / "snapshot"
@@ -250,7 +255,16 @@ class RaftMember:
 
     def _write_manifest_now(self, file_name: str, data: Any) -> None:
         last_entry, prev_entry, cluster = data
+        started = time.monotonic()
         self.machine.store.checkpoint()
+        # On the tick thread: while it runs this member neither heartbeats nor answers.
+        took = time.monotonic() - started
+        self.snapshots += 1
+        self.checkpoint_seconds_last = took
+        self.checkpoint_seconds_max = max(self.checkpoint_seconds_max, took)
+        self.checkpoint_seconds_total += took
+        if took > 0.5:
+            log.warning("the snapshot's store checkpoint held Raft's tick thread for %.2f s", took)
         manifest = Manifest(
             version=MANIFEST_VERSION,
             last_entry=last_entry,
@@ -429,6 +443,14 @@ class RaftMember:
 
     def journal_stats(self) -> dict[str, int]:
         return self._journal.stats() if self._journal is not None else {}
+
+    def snapshot_stats(self) -> dict[str, float]:
+        return {
+            "snapshots": self.snapshots,
+            "checkpoint_seconds_last": round(self.checkpoint_seconds_last, 4),
+            "checkpoint_seconds_max": round(self.checkpoint_seconds_max, 4),
+            "checkpoint_seconds_total": round(self.checkpoint_seconds_total, 4),
+        }
 
     def destroy(self) -> None:
         self._obj.destroy()

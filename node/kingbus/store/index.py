@@ -87,6 +87,9 @@ class IndexWriter:
     def flush(self) -> None:
         self._file.flush()
 
+    def fileno(self) -> int:
+        return self._file.fileno()
+
     def fsync(self) -> None:
         self._file.flush()
         os.fsync(self._file.fileno())

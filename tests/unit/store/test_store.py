@@ -516,3 +516,41 @@ def test_purge_unlinks_only_after_the_checkpoint_no_longer_lists_the_segment(
     for _name, listed, purged in seen:
         assert victim.name not in listed
         assert purged == store.segments()[0].previous_gtids
+
+
+def test_write_back_runs_beside_appends_and_rotations_without_changing_anything(tmp_path: Path) -> None:
+    """`write_back` is called from another thread than the one appending (the node's
+    write-back loop beside Raft's apply): rotations close the files it may be syncing."""
+    stream = SourceStream()
+    store = open_store(tmp_path, segment_bytes=4096)
+    items = [stream.txn(payload=300) for _ in range(200)]
+    stop = threading.Event()
+    failures: list[BaseException] = []
+    calls = 0
+
+    def write_back_loop() -> None:
+        nonlocal calls
+        while not stop.is_set():
+            try:
+                store.write_back()
+                calls += 1
+            except BaseException as exc:  # reported below, with the test's own assertion
+                failures.append(exc)
+                return
+
+    thread = threading.Thread(target=write_back_loop)
+    thread.start()
+    try:
+        for item in items:
+            store.append(incoming(item), item.fde)
+            store.publish()
+    finally:
+        stop.set()
+        thread.join(10)
+    assert failures == []
+    assert calls > 0
+    assert len(store.segments()) > 10, "rotations happened while it ran"
+    joined = b"".join(check_segment_file(tmp_path / seg.name).body for seg in store.segments())
+    assert joined == b"".join(i.txn.data for i in items)
+    store.close()
+    store.write_back()  # closed: nothing to sync, no error
