@@ -469,10 +469,21 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    configure(settings)
+    memo["kube"] = await Kube.connect()
+    memo["lifecycle"] = Lifecycle()
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    """kopf's settings for this operator (what kopf's defaults get wrong here, and why)."""
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kingbus.io")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="kingbus.io")
-    settings.peering.name = "kingbus-operator"
+    if not settings.peering.mandatory:
+        # No --peering flag (kopf sets the name and makes peering mandatory before the
+        # startup handlers when there is one, e.g. the chart's peeringName): the chart's
+        # default name rather than kopf's "default".
+        settings.peering.name = DEFAULT_PEERING
     # Serve the resources present at start (the chart installs the CRD first) instead of
     # watching CRDs and namespaces: keeps the RBAC to what the reconcile itself needs.
     settings.scanning.disabled = True
@@ -494,8 +505,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 30
-    memo["kube"] = await Kube.connect()
-    memo["lifecycle"] = Lifecycle()
+
+
+DEFAULT_PEERING = "kingbus-operator"
 
 
 @dataclass

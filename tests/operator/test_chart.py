@@ -176,11 +176,13 @@ def test_template_accepted_by_the_api_server(
     assert len(accepted) == len(docs), result.stdout
 
 
-def test_other_peering_name_refused(helm: Helm) -> None:
-    # The operator's startup handler fixes the peering name, so the chart may not rename it.
-    result = helm.run("template", "x", str(CHART), "--set", "peeringName=other", check=False)
-    assert result.returncode != 0
-    assert 'peeringName must be "kingbus-operator"' in result.stderr, result.stderr
+def test_another_peering_name_is_rendered_and_passed_to_the_operator(helm: Helm) -> None:
+    out = helm.run("template", "x", str(CHART), "--set", "peeringName=other").stdout
+    docs = [d for d in yaml.safe_load_all(out) if d]
+    (peering,) = [d for d in docs if d["kind"] == "ClusterKopfPeering"]
+    assert peering["metadata"]["name"] == "other"
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    assert "--peering=other" in deployment["spec"]["template"]["spec"]["containers"][0]["command"]
 
 
 # ------------------------------------------------------------------------ install
