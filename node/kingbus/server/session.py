@@ -17,7 +17,7 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import TYPE_CHECKING
 
 from kingbus.binlog.gtids import GtidSet
@@ -200,6 +200,7 @@ class Session:
         conn = self.conn
         assert conn is not None
         server = self.server
+        replica_gtids: GtidSet | None = None
         try:
             self._require(Privilege.REPLICATION_SLAVE)
             if isinstance(command, commands.BinlogDumpGtid):
@@ -207,16 +208,9 @@ class Session:
                     replica_gtids = GtidSet.decode(command.gtid_data)
                 except ValueError as exc:
                     raise dumpplan.dump_error(f"malformed GTID set in COM_BINLOG_DUMP_GTID: {exc}") from None
-                start = await self._plan_gtid(replica_gtids)
-            else:
-                replica_gtids = None
-                start = dumpplan.plan_file_dump(
-                    segment_views(server.store), command.filename, command.position
-                )
         except MySQLError as exc:
             await conn.send([exc.encode(self.caps)], seq)
             return
-        non_blocking = bool(command.flags & commands.DumpFlag.NON_BLOCK) or command.server_id == 0
         info = ReplicaInfo(
             server_id=command.server_id,
             uuid=replica_uuid(self.user_vars),
@@ -227,35 +221,73 @@ class Session:
             report_host=self.registered.host if self.registered else "",
             report_port=self.registered.port if self.registered else 0,
         )
-        dump = DumpStream(
-            conn=conn,
-            store=server.store,
-            signal=server.signal,
-            server_id=server.server_id,
-            start=start,
-            replica_gtids=replica_gtids,
-            heartbeat_period=heartbeat_period_seconds(self.user_vars),
-            heartbeat_v2=bool(command.flags & commands.DumpFlag.HEARTBEAT_V2),
-            non_blocking=non_blocking,
-            capabilities=self.caps,
-            info=info,
-        )
+        # Registered (and an older session of the same replica ended, as mysqld does) before
+        # the start is planned: planning waits while the store is empty, and a replica that
+        # waits there is connected and must show in /status like any other.
+        planning: asyncio.Task[dumpplan.StartPoint] | None = None
+        on_peer_gone: list[Callable[[], None]] = []
+
+        def end_planning(_reason: str) -> None:
+            if planning is not None:
+                planning.cancel()
+
+        info.end = end_planning
+        on_peer_gone.append(lambda: end_planning("peer closed"))
         for zombie in server.registry.register(info):
             if zombie.end is not None:
                 zombie.end(ZOMBIE_MESSAGE)
-        watcher = asyncio.create_task(self._watch_peer(dump))
+        watcher = asyncio.create_task(self._watch_peer(on_peer_gone))
         try:
-            await dump.run()
-        except DumpEnded as ended:
-            if ended.error is not None:
+            if replica_gtids is not None:
+                planning = asyncio.create_task(self._plan_gtid(replica_gtids))
+            else:
+                file_command = command
+                assert isinstance(file_command, commands.BinlogDump)
+                planning = asyncio.create_task(self._plan_file(file_command))
+            try:
+                start = await planning
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # the server is stopping
+                return  # the replica went away, or a newer session of it took over
+            except MySQLError as exc:
+                await conn.send([exc.encode(self.caps)], seq)
+                return
+            non_blocking = bool(command.flags & commands.DumpFlag.NON_BLOCK) or command.server_id == 0
+            dump = DumpStream(
+                conn=conn,
+                store=server.store,
+                signal=server.signal,
+                server_id=server.server_id,
+                start=start,
+                replica_gtids=replica_gtids,
+                heartbeat_period=heartbeat_period_seconds(self.user_vars),
+                heartbeat_v2=bool(command.flags & commands.DumpFlag.HEARTBEAT_V2),
+                non_blocking=non_blocking,
+                capabilities=self.caps,
+                info=info,
+            )
+            if watcher.done():
+                return  # gone while the plan was being made
+            on_peer_gone[:] = [lambda: dump.end("peer closed", tell_replica=False)]
+            try:
+                await dump.run()
+            except DumpEnded as ended:
+                if ended.error is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(conn.send([ended.error.encode(self.caps)], dump.seq), 2)
+            except MySQLError as exc:  # e.g. an anonymous GTID on the GTID protocol
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(conn.send([ended.error.encode(self.caps)], dump.seq), 2)
-        except MySQLError as exc:  # e.g. an anonymous GTID on the GTID protocol
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.send([exc.encode(self.caps)], dump.seq), 2)
+                    await asyncio.wait_for(conn.send([exc.encode(self.caps)], dump.seq), 2)
         finally:
             watcher.cancel()
+            if planning is not None:
+                planning.cancel()
             server.registry.unregister(info)
+
+    async def _plan_file(self, command: commands.BinlogDump) -> dumpplan.StartPoint:
+        return dumpplan.plan_file_dump(segment_views(self.server.store), command.filename, command.position)
 
     async def _plan_gtid(self, replica_gtids: GtidSet) -> dumpplan.StartPoint:
         """Plan, waiting while the store is empty or briefly behind the replica."""
@@ -281,8 +313,9 @@ class Session:
         finally:
             self.server.signal.unsubscribe(wake)
 
-    async def _watch_peer(self, dump: DumpStream) -> None:
-        """During a dump the replica sends nothing; EOF (or garbage) means it is gone."""
+    async def _watch_peer(self, on_gone: list[Callable[[], None]]) -> None:
+        """During a dump the replica sends nothing; EOF (or garbage) means it is gone, and
+        whatever the session is doing then (planning, streaming) is ended."""
         conn = self.conn
         assert conn is not None
         try:
@@ -290,4 +323,5 @@ class Session:
                 pass  # semi-sync ACKs would arrive here; this server does not ask for them
         except (OSError, ConnectionError):
             pass
-        dump.end("peer closed", tell_replica=False)
+        for ending in list(on_gone):
+            ending()

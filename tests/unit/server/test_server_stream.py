@@ -9,6 +9,7 @@ non-blocking dumps, 1236 errors, zombies, and payloads over 16 MiB.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -261,6 +262,63 @@ def test_second_dump_of_the_same_replica_uuid_ends_the_first(
         first.next_event()
     assert caught.value.args[0] == 1236 and "same server_uuid" in caught.value.args[1]
     assert len(running.server.registry.sessions()) == 1
+
+
+def test_a_replica_waiting_on_an_empty_store_shows_in_status_and_is_served_once_data_arrives(
+    store: BinlogStore, running: RunningServer
+) -> None:
+    client = DumpClient(running.connect())
+    client.query("SET @replica_uuid = 'cccccccc-cccc-4ccc-8ccc-cccccccccccc'")
+    client.dump_gtid(GtidSet())
+    waiting = wait_for_sessions(running, 1)
+    assert (waiting[0]["uuid"], waiting[0]["server_id"]) == ("cccccccc-cccc-4ccc-8ccc-cccccccccccc", 9001)
+    fill(store, SourceStream(), 1)
+    assert [kind(e) for e in client.events(3)] == [ROTATE, FDE, PREVIOUS]
+
+
+def test_a_replica_that_leaves_an_empty_store_leaves_no_session_behind(
+    store: BinlogStore, running: RunningServer
+) -> None:
+    client = DumpClient(running.connect())
+    client.dump_gtid(GtidSet())
+    wait_for_sessions(running, 1)
+    client.conn._sock.shutdown(socket.SHUT_RDWR)  # gone without COM_QUIT, as a killed replica goes
+    wait_for_sessions(running, 0)
+    assert running.server.connections == 0
+
+
+def test_a_second_dump_of_the_same_replica_ends_one_waiting_on_an_empty_store(
+    store: BinlogStore, running: RunningServer
+) -> None:
+    first = DumpClient(running.connect())
+    first.query("SET @replica_uuid = 'dddddddd-dddd-4ddd-8ddd-dddddddddddd'")
+    first.dump_gtid(GtidSet())
+    (waiting,) = wait_for_sessions(running, 1)
+    second = DumpClient(running.connect())
+    second.query("SET @replica_uuid = 'dddddddd-dddd-4ddd-8ddd-dddddddddddd'")
+    second.dump_gtid(GtidSet())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        sessions = running.server.replicas()
+        if len(sessions) == 1 and sessions[0]["address"] != waiting["address"]:
+            break
+        time.sleep(0.02)
+    else:
+        raise AssertionError(f"the first session was not replaced: {running.server.replicas()}")
+    with pytest.raises((EOFError, pymysql.err.OperationalError)):
+        first.next_event()  # its connection was closed
+    fill(store, SourceStream(), 1)
+    assert [kind(e) for e in second.events(3)] == [ROTATE, FDE, PREVIOUS]
+
+
+def wait_for_sessions(running: RunningServer, count: int) -> list[dict[str, object]]:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        sessions = running.server.replicas()
+        if len(sessions) == count:
+            return sessions
+        time.sleep(0.02)
+    raise AssertionError(f"expected {count} dump sessions, have {running.server.replicas()}")
 
 
 def test_event_over_16_mib_is_split_and_reassembled(store: BinlogStore, running: RunningServer) -> None:
