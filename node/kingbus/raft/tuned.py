@@ -11,6 +11,8 @@ internals belong to.
 * Pipelining: a successful reply never moves a follower's next index backwards.
 * A member that had no connection gets a fresh election timeout when its first connection
   comes up, so that it hears the leader before it may call an election.
+* Apply is bounded per tick (`APPLY_BUDGET_SECONDS`): the rest waits for the next tick,
+  which then does not wait in its poll, so heartbeats and replies keep flowing.
 
 A SyncObj whose journal has no ``sync``/``unsynced`` (pysyncobj's own journals) is left alone
 by the group-commit hooks.
@@ -18,24 +20,93 @@ by the group-commit hooks.
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 from pysyncobj import SyncObj
 from pysyncobj.monotonic import monotonic as monotonic_time
 
+log = logging.getLogger(__name__)
+
+# A tick (or the gap between two) longer than this share of the shortest election timeout
+# delays heartbeats enough to risk an election: worth a warning (at most one per period).
+SLOW_TICK_SHARE = 0.5
+SLOW_TICK_REPORT_SECONDS = 10.0
+# How long one tick may spend applying committed entries.  pysyncobj applies everything
+# committed in one go; under a burst a leader applied 22 entries (~7000 transactions) in
+# 0.67 s of one tick, its followers heard no heartbeat meanwhile, and one of them called an
+# election (measured: 2-3 elections in a 7 s small-transaction benchmark).
+APPLY_BUDGET_SECONDS = 0.05
+_APPLY_STEP = 2  # entries per step: a step is the unit the budget is checked against
+
 
 class TunedSyncObj(SyncObj):  # type: ignore[misc]
+    _SyncObj__raftCommitIndex: int  # pysyncobj's, written by the bounded apply below
+
     def _sync_journal(self) -> None:
         journal_ = self._SyncObj__raftLog
         if getattr(journal_, "unsynced", False):
             journal_.sync()
 
     def _onTick(self, timeToWait: float = 0.0) -> None:
+        started = time.monotonic()
+        previous_end = getattr(self, "_kb_tick_end", started)
+        if self._SyncObj__raftLastApplied < self._SyncObj__raftCommitIndex:
+            timeToWait = 0.0  # committed entries left over by the apply budget: go on at once
         # The leader's commit computation, first thing in a tick, counts the leader's own log:
         # everything it appended since the last tick is synced before that.
         self._sync_journal()
         self._restart_election_timer_on_first_connection()
         super()._onTick(timeToWait)
+        ended = time.monotonic()
+        self._kb_tick_end = ended
+        # The poll at the end of a tick waits up to timeToWait: that part is not work.
+        self._note_stall(max(ended - started - timeToWait, started - previous_end), ended)
+
+    def _note_stall(self, seconds: float, now: float) -> None:
+        if seconds <= SLOW_TICK_SHARE * self._SyncObj__conf.raftMinTimeout:
+            return
+        self._kb_stalls = getattr(self, "_kb_stalls", 0) + 1
+        self._kb_longest_stall = max(getattr(self, "_kb_longest_stall", 0.0), seconds)
+        if now - getattr(self, "_kb_stall_reported", 0.0) >= SLOW_TICK_REPORT_SECONDS:
+            log.warning(
+                "Raft tick thread stalled %d time(s) since the last report, longest %.3f s "
+                "(heartbeats wait meanwhile; the shortest election timeout is %.3f s)",
+                self._kb_stalls,
+                self._kb_longest_stall,
+                self._SyncObj__conf.raftMinTimeout,
+            )
+            self._kb_stall_reported = now
+            self._kb_stalls = 0
+            self._kb_longest_stall = 0.0
+
+    def _SyncObj__applyLogEntries(self) -> bool:
+        """pysyncobj's apply, in steps, until the committed entries are applied or the tick's
+        budget is spent.  pysyncobj reads the commit index once, at the start: each step
+        shows it a commit index a few entries further and restores the real one after."""
+        commit = self._SyncObj__raftCommitIndex
+        deadline = time.monotonic() + APPLY_BUDGET_SECONDS
+        need_send = False
+        while True:
+            applied = self._SyncObj__raftLastApplied
+            if applied >= commit:
+                break
+            self._kb_commit_index = commit  # what `raftCommitIndex` reports meanwhile
+            self._SyncObj__raftCommitIndex = min(commit, applied + _APPLY_STEP)
+            try:
+                need_send = bool(SyncObj._SyncObj__applyLogEntries(self)) or need_send
+            finally:
+                self._SyncObj__raftCommitIndex = commit
+                self._kb_commit_index = 0
+            if self._SyncObj__raftLastApplied == applied or time.monotonic() >= deadline:
+                break  # no progress (pysyncobj refused an entry and logged why), or out of time
+        return need_send
+
+    @property
+    def raftCommitIndex(self) -> int:
+        """The commit index, also while an apply step shows pysyncobj a lower one."""
+        return max(int(self._SyncObj__raftCommitIndex), getattr(self, "_kb_commit_index", 0))
 
     def _restart_election_timer_on_first_connection(self) -> None:
         """pysyncobj sets a member's election deadline when the SyncObj is built and calls
