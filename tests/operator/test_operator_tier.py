@@ -538,10 +538,16 @@ def test_node_loss_recovered_with_policy_recreate(space: Namespace) -> None:
     try:
 
         def recreated() -> bool:
+            # Scheduled too: the StatefulSet controller creates the pod before the
+            # scheduler binds it, and nodeName is absent until then.
             pod = space.get("pod", "kb-2")
-            return pod is not None and pod["metadata"]["uid"] != old_pod["metadata"]["uid"]
+            return (
+                pod is not None
+                and pod["metadata"]["uid"] != old_pod["metadata"]["uid"]
+                and bool(pod["spec"].get("nodeName"))
+            )
 
-        space.wait("kb-2 recreated", recreated)
+        space.wait("kb-2 recreated and scheduled", recreated)
         assert _node_of(space, "kb-2") != node
         space.wait_ready(3)
         fake = space.fake_cluster()
