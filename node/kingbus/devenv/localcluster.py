@@ -65,7 +65,11 @@ def http(
     return json.loads(raw) if raw else None
 
 
-def wait_until(predicate: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.2) -> Any:
+def wait_until(
+    predicate: Callable[[], Any], *, timeout: float, what: str | Callable[[], str], interval: float = 0.2
+) -> Any:
+    """Polls `predicate` until it is truthy; `what` may be a callable, read only on a timeout
+    (so that diagnostics such as a log tail describe the moment of failure)."""
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None
     while time.monotonic() < deadline:
@@ -76,7 +80,8 @@ def wait_until(predicate: Callable[[], Any], *, timeout: float, what: str, inter
         except (OSError, ApiError, KeyError, ValueError) as exc:
             last_error = exc
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last_error})")
+    described = what() if callable(what) else what
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {described} (last error: {last_error})")
 
 
 @dataclass
@@ -263,9 +268,27 @@ class Cluster:
             def committed(m: Member = member) -> bool:
                 return bool(m.status()["committed_gtid_set"] == gtid_set)
 
-            wait_until(
-                committed, timeout=timeout, what=f"{member.name} to commit {gtid_set}\n{member.log_tail()}"
-            )
+            def described(m: Member = member) -> str:
+                return f"{m.name} to commit {gtid_set}\n{self._describe_members()}\n{m.log_tail(80)}"
+
+            wait_until(committed, timeout=timeout, what=described)
+
+    def _describe_members(self) -> str:
+        """One line per running member: role, term, committed set and source state."""
+        lines = []
+        for m in self.running():
+            try:
+                st = m.status()
+                source = st.get("source") or {}
+                lines.append(
+                    f"  {m.name}: role={st.get('role')} term={st.get('term')} "
+                    f"commit_index={st.get('commit_index')} last_applied={st.get('last_applied')} "
+                    f"committed={st.get('committed_gtid_set')!r} source={source.get('state')} "
+                    f"error={source.get('error')!r} pipeline={st.get('syncer')}"
+                )
+            except (OSError, ApiError, ValueError) as exc:
+                lines.append(f"  {m.name}: status unavailable ({exc})")
+        return "\n".join(lines)
 
     def add_member(self, name: str, host: str) -> Member:
         seed = self.leader()
