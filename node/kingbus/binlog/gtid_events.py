@@ -42,7 +42,7 @@ from kingbus.binlog.events import (
     build_event,
     type_name,
 )
-from kingbus.binlog.gtids import MAX_TAG_LEN, Gtid, uuid_bytes, uuid_text
+from kingbus.binlog.gtids import MAX_GNO, MAX_TAG_LEN, Gtid, uuid_bytes, uuid_text
 from kingbus.binlog.varints import (
     decode_varlen_signed,
     decode_varlen_unsigned,
@@ -117,8 +117,20 @@ def gtid_of_event(event: Buffer, *, checksum: bool) -> Gtid:
     return decode_gtid_event(event, checksum=checksum).gtid
 
 
-def _classic_gtid(event: Buffer) -> Gtid:
-    (gno,) = _GNO.unpack_from(event, HEADER_LEN + 17)
+def gtid_text_of_event(event: Buffer, *, checksum: bool) -> str:
+    """`str(gtid_of_event(...))`, without building a `Gtid` for a classic GTID event (the
+    leader's ingest path: one per replicated transaction)."""
+    if len(event) > 4 and event[4] == EventType.GTID:
+        if len(event) - (CHECKSUM_LEN if checksum else 0) - HEADER_LEN < _CLASSIC_MIN_BODY:
+            raise MalformedEvent("GTID event body is too short")
+        (gno,) = _GNO.unpack_from(event, HEADER_LEN + 17)
+        if not 1 <= gno <= MAX_GNO:
+            raise MalformedEvent(f"GTID event: GTID gno must be in 1..{MAX_GNO}, got {gno}")
+        return f"{_uuid_of(event)}:{gno}"
+    return str(decode_gtid_event(event, checksum=checksum).gtid)
+
+
+def _uuid_of(event: Buffer) -> str:
     raw = bytes(event[HEADER_LEN + 1 : HEADER_LEN + 17])
     uuid = _UUID_TEXTS.get(raw)
     if uuid is None:  # a source uses few UUIDs: format each once (hot path)
@@ -126,8 +138,13 @@ def _classic_gtid(event: Buffer) -> Gtid:
         if len(_UUID_TEXTS) >= 4096:
             _UUID_TEXTS.clear()
         _UUID_TEXTS[raw] = uuid
+    return uuid
+
+
+def _classic_gtid(event: Buffer) -> Gtid:
+    (gno,) = _GNO.unpack_from(event, HEADER_LEN + 17)
     try:
-        return Gtid(uuid, gno)
+        return Gtid(_uuid_of(event), gno)
     except ValueError as exc:
         raise MalformedEvent(f"GTID event: {exc}") from exc
 

@@ -51,6 +51,7 @@ import enum
 import struct
 import zlib
 from collections.abc import Iterator
+from typing import NamedTuple
 
 from kingbus.binlog.errors import AnonymousGtidEvent, MalformedEvent, UnexpectedEvent
 from kingbus.binlog.events import (
@@ -64,9 +65,9 @@ from kingbus.binlog.events import (
     crc32_ok,
     type_name,
 )
-from kingbus.binlog.gtid_events import gtid_of_event
+from kingbus.binlog.gtid_events import gtid_of_event, gtid_text_of_event
 from kingbus.binlog.gtids import Gtid
-from kingbus.binlog.query import StatementKind, classify_statement, query_statement
+from kingbus.binlog.query import QUERY_POST_HEADER_LEN, StatementKind, classify_statement, query_statement
 
 _SIZE_POS = struct.Struct("<II")  # event_size, log_pos at header offset 9
 _CRC_RESIDUE = 0x2144DF1C
@@ -178,15 +179,22 @@ def _fde_checksum(event: Buffer) -> bool:
 # --- the stream assembler ------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Transaction:
-    """A whole transaction, byte for byte as the source sent it (CRCs included)."""
+class Transaction(NamedTuple):
+    """A whole transaction, byte for byte as the source sent it (CRCs included).
 
-    gtid: Gtid
+    A NamedTuple holding the GTID as text: one is made per replicated transaction on the
+    leader, and a frozen dataclass with a validated `Gtid` cost more than the rest of its
+    assembly (`gtid` builds the object for whoever needs it)."""
+
+    gtid_text: str
     events_bytes: bytes
     #: Header log_pos of the last event: the source's file offset after this transaction.
     last_log_pos: int
     n_events: int
+
+    @property
+    def gtid(self) -> Gtid:
+        return Gtid.parse(self.gtid_text)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -205,14 +213,15 @@ class TransactionAssembler:
     or None to learn it from the first Format_description event. Every FDE updates it.
     """
 
-    __slots__ = ("_checksum", "_gtid", "_n", "_parts", "_state", "_verify_crc")
+    __slots__ = ("_check_crc", "_checksum", "_gtid", "_n", "_parts", "_state", "_verify_crc")
 
     def __init__(self, *, checksum: bool | None = None, verify_crc: bool = True) -> None:
         self._checksum = checksum
         self._verify_crc = verify_crc
+        self._check_crc = bool(checksum) and verify_crc
         self._state = _IDLE
         self._parts: list[bytes] = []
-        self._gtid: Gtid | None = None
+        self._gtid: str | None = None
         self._n = 0
 
     @property
@@ -226,7 +235,7 @@ class TransactionAssembler:
     @property
     def pending_gtid(self) -> Gtid | None:
         """The GTID of the transaction being assembled, if any."""
-        return self._gtid
+        return None if self._gtid is None else Gtid.parse(self._gtid)
 
     def reset(self) -> None:
         """Drop a partially assembled transaction (call it on every reconnect)."""
@@ -249,30 +258,39 @@ class TransactionAssembler:
         size, log_pos = _SIZE_POS.unpack_from(event, 9)
         if size != n:
             raise MalformedEvent(f"{type_name(event_type)} event_size {size} but {n} bytes received")
-        checksum = self._checksum
         if event_type == _FDE:
-            checksum = _fde_checksum(event)
-        elif (
-            checksum
-            and self._verify_crc
-            and (n < HEADER_LEN + CHECKSUM_LEN or zlib.crc32(event) != _CRC_RESIDUE)
-        ):
+            return self._feed_fde(event, log_pos)
+        if self._check_crc and (n < HEADER_LEN + CHECKSUM_LEN or zlib.crc32(event) != _CRC_RESIDUE):
             raise MalformedEvent(f"{type_name(event_type)} event with log_pos {log_pos}: bad CRC32")
 
+        # The common cases first, each the same decision `_step` makes (the tests run both).
         state = self._state
-        if state == _IN_BEGIN and event_type not in _DECIDES_IN_BEGIN:
-            # The common case (rows and table maps inside BEGIN .. COMMIT), without `_step`.
+        if state == _IN_BEGIN:
+            if event_type not in _DECIDES_IN_BEGIN:  # rows, table maps
+                self._parts.append(event)
+                self._n += 1
+                return None
+            if event_type == _XID:
+                return self._end(event, log_pos)
+        elif state == _IDLE:
+            if event_type == _GTID and self._checksum is not None:
+                self._start(event)
+                return None
+        elif state == _AFTER_GTID and event_type == _QUERY and self._checksum and _is_begin(event, n):
             self._parts.append(event)
             self._n += 1
+            self._state = _IN_BEGIN
             return None
+        return self._general(event, event_type, log_pos)
+
+    def _general(self, event: bytes, event_type: int, log_pos: int) -> Transaction | ControlEvent | None:
+        state = self._state
+        checksum = self._checksum
         if checksum is None and state == _IDLE and event_type not in CONTROL_TYPES:
             raise UnexpectedEvent(
                 f"{type_name(event_type)} event before any Format_description: checksum setting unknown"
             )
         action, next_state = _step(state, event_type, event, bool(checksum))
-        if event_type == _FDE:
-            self._checksum = checksum
-
         if action == _CONTINUE:
             self._parts.append(event)
             self._n += 1
@@ -281,19 +299,53 @@ class TransactionAssembler:
         if action == _CONTROL:
             return ControlEvent(event_type, log_pos, bytes(event))
         if action == _START:
-            self._gtid = gtid_of_event(event, checksum=bool(checksum))
-            self._parts = [event]
-            self._n = 1
-            self._state = next_state
+            self._start(event)
             return None
-        # _END
+        return self._end(event, log_pos)
+
+    def _feed_fde(self, event: bytes, log_pos: int) -> ControlEvent | None:
+        checksum = _fde_checksum(event)  # checks the FDE's own CRC
+        action, _ = _step(self._state, _FDE, event, checksum)  # raises inside a transaction
+        assert action == _CONTROL
+        self._checksum = checksum
+        self._check_crc = checksum and self._verify_crc
+        return ControlEvent(_FDE, log_pos, bytes(event))
+
+    def _start(self, event: bytes) -> None:
+        self._gtid = gtid_text_of_event(event, checksum=bool(self._checksum))
+        self._parts = [event]
+        self._n = 1
+        self._state = _AFTER_GTID
+
+    def _end(self, event: bytes, log_pos: int) -> Transaction:
         parts = self._parts
         parts.append(event)
         gtid = self._gtid
         assert gtid is not None
-        txn = Transaction(gtid, b"".join(parts), log_pos, self._n + 1)
-        self.reset()
+        txn = _new_transaction(Transaction, (gtid, b"".join(parts), log_pos, self._n + 1))
+        self._state = _IDLE
+        self._parts = []
+        self._gtid = None
+        self._n = 0
         return txn
+
+
+_new_transaction = tuple.__new__  # skips NamedTuple's keyword-handling __new__ (hot path)
+_BEGIN = b"BEGIN"
+
+
+def _is_begin(event: bytes, n: int) -> bool:
+    """Whether a Query event with a CRC32 holds exactly ``BEGIN``, as MySQL writes it (the
+    general path, `classify_statement`, decides every other spelling the same way)."""
+    post = HEADER_LEN + QUERY_POST_HEADER_LEN
+    if n < post + 1 + len(_BEGIN) + CHECKSUM_LEN:
+        return False
+    start = post + (event[HEADER_LEN + 11] | (event[HEADER_LEN + 12] << 8)) + event[HEADER_LEN + 8] + 1
+    return (
+        n - CHECKSUM_LEN - start == len(_BEGIN)
+        and event[start - 1] == 0
+        and event[start : start + len(_BEGIN)] == _BEGIN
+    )
 
 
 # --- the stored-bytes scanner --------------------------------------------------------------------

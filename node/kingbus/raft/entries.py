@@ -275,6 +275,16 @@ def decode(payload: bytes) -> Entry:
     raise EntryError(f"unknown entry kind {kind}")
 
 
+def session_key(payload: bytes) -> tuple[Session, int] | None:
+    """`(session, seq)` of a batch or chunk entry from its header alone, else None."""
+    if len(payload) < _HEAD.size + _SESSION.size or payload[0] != FORMAT:
+        return None
+    if payload[1] not in (_KIND_BATCH, _KIND_CHUNK):
+        return None
+    term, counter, seq = _SESSION.unpack_from(payload, _HEAD.size)
+    return Session(term, counter), seq
+
+
 def pack_payload(payload: bytes) -> tuple[int, int]:
     """bytes -> (int, length): how payloads were proposed before pickle protocol 5 (kept for
     tests of journals written that way)."""

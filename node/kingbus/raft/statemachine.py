@@ -68,6 +68,9 @@ class ReplicatedState:
         return state
 
 
+_Proposed = entries.TxnBatch | entries.TxnChunk
+
+
 class StateMachine:
     def __init__(self, store: BinlogStore) -> None:
         self.store = store
@@ -75,10 +78,32 @@ class StateMachine:
         self.stats = ApplyStats()
         self.barriers_applied: set[entries.Session] = set()
         self._chunk_bytes = 0  # bytes staged so far of the chunked transaction (for stats)
+        # Entries this member proposed, as objects, by (session, seq): the leader applies what
+        # it encoded a moment ago, and decoding it again cost ~10% of its CPU under small
+        # transactions.  Written by the syncer thread, taken by the tick thread (single dict
+        # operations, atomic under the GIL).
+        self._proposed: dict[tuple[entries.Session, int], tuple[int, _Proposed]] = {}
+
+    def expect(self, entry: _Proposed, payload: bytes) -> None:
+        """The syncer proposed `payload`, the encoding of `entry`: apply may use the object."""
+        self._proposed[(entry.session, entry.seq)] = (len(payload), entry)
+
+    def forget_proposed(self) -> None:
+        """Drops the objects of proposals that will not be applied here (a session ended)."""
+        self._proposed.clear()
+
+    def _decode(self, payload: bytes) -> entries.Entry:
+        if self._proposed:
+            key = entries.session_key(payload)
+            if key is not None:
+                found = self._proposed.pop(key, None)
+                if found is not None and found[0] == len(payload):
+                    return found[1]
+        return entries.decode(payload)
 
     def apply(self, payload: bytes) -> None:
         try:
-            entry = entries.decode(payload)
+            entry = self._decode(payload)
         except entries.EntryError as exc:
             # Every member rejects the same bytes the same way, so skipping keeps them equal.
             self.stats.bad_entries += 1

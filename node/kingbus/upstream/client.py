@@ -22,7 +22,14 @@ from typing import Any
 import pymysql
 
 from kingbus.binlog.gtids import GtidSet
-from kingbus.upstream.dumpstream import DumpEvent, DumpStream, StreamEnd, StreamError
+from kingbus.upstream.dumpstream import (
+    AckRequested,
+    DumpEvent,
+    DumpStream,
+    StreamEnd,
+    StreamError,
+    UnexpectedPacket,
+)
 
 COM_REGISTER_SLAVE = 0x15
 COM_BINLOG_DUMP_GTID = 0x1E
@@ -226,20 +233,17 @@ class SourceConnection:
                     raise ClosedHere("the connection was closed by this node")
                 raise ConnectionResetError("the source closed the connection")
             stream.feed(chunk)
-        out: list[DumpEvent] = []
-        for item in items:
-            if isinstance(item, DumpEvent):
-                out.append(item)
-            elif isinstance(item, StreamEnd):
-                self._ended = True
-                break
-            elif isinstance(item, StreamError):
-                pymysql.err.raise_mysql_exception(item.payload)  # e.g. 1236
-            else:
-                raise SourceRefused(f"unexpected packet 0x{item.first_byte:02x} in the binlog stream")
-        if not out and self._ended:
-            return None
-        return out
+        last = items[-1]
+        if isinstance(last, bytes | AckRequested):
+            return items  # type: ignore[return-value]  # all events: only the last can be a stop
+        events: list[DumpEvent] = items[:-1]  # type: ignore[assignment]
+        if isinstance(last, StreamEnd):
+            self._ended = True
+            return events or None
+        if isinstance(last, StreamError):
+            pymysql.err.raise_mysql_exception(last.payload)  # e.g. 1236
+        assert isinstance(last, UnexpectedPacket)
+        raise SourceRefused(f"unexpected packet 0x{last.first_byte:02x} in the binlog stream")
 
     def acknowledge(self, source_file: str, position: int) -> None:
         """Semi-sync ACK; called from another thread than the reader, hence the raw write."""

@@ -27,9 +27,10 @@ _SEMI_SYNC_ACK_REQUESTED = 0x01
 DEFAULT_MAX_PAYLOAD = 1 << 30
 
 
-class DumpEvent(NamedTuple):
+class AckRequested(NamedTuple):
+    """Semi-sync: an event the source waits to have acknowledged (the last of a transaction)."""
+
     raw: bytes  # the event exactly as the source sent it: header, body, CRC
-    ack_requested: bool  # semi-sync: the source waits for an acknowledgement of this event
 
 
 class StreamEnd(NamedTuple):
@@ -48,7 +49,12 @@ class UnexpectedPacket(NamedTuple):
     first_byte: int
 
 
-DumpItem = DumpEvent | StreamEnd | StreamError | UnexpectedPacket
+#: An event is its bytes as they are (no object per event: hundreds of thousands a second),
+#: or wrapped when the source asks for an acknowledgement.
+DumpEvent = bytes | AckRequested
+#: What ends a stream; `DumpStream.take` returns nothing after one.
+StreamStop = StreamEnd | StreamError | UnexpectedPacket
+DumpItem = DumpEvent | StreamStop
 
 
 class DumpStream:
@@ -74,7 +80,8 @@ class DumpStream:
             self._fed_size += len(data)
 
     def take(self) -> list[DumpItem]:
-        """Every item complete so far, in order."""
+        """Every item complete so far, in order; a `StreamStop` can only be the last one (what
+        follows it is left unread: the stream is over)."""
         have = len(self._data) - self._pos
         if self._fed and have + self._fed_size >= self._need:
             self._data = b"".join([self._data[self._pos :], *self._fed])
@@ -99,6 +106,8 @@ class DumpStream:
                 pos = stop
                 if item is not None:
                     append(item)
+                    if not isinstance(item, bytes | AckRequested):
+                        break
                 continue
             if length > self.max_payload:
                 raise PacketTooLarge(length, self.max_payload)
@@ -107,11 +116,14 @@ class DumpStream:
             self._last_seq = data[pos + 3]
             if length and data[pos + 4] == 0:
                 if semi_sync and length > 2 and data[pos + 5] == _SEMI_SYNC_INDICATOR:
-                    append(DumpEvent(data[pos + 7 : stop], bool(data[pos + 6] & _SEMI_SYNC_ACK_REQUESTED)))
+                    event = data[pos + 7 : stop]
+                    append(AckRequested(event) if data[pos + 6] & _SEMI_SYNC_ACK_REQUESTED else event)
                 else:
-                    append(DumpEvent(data[pos + 5 : stop], False))
+                    append(data[pos + 5 : stop])
             else:
                 append(_special(data[pos + _HEADER : stop]))
+                pos = stop
+                break
             pos = stop
         self._pos = pos
         left = end - pos
@@ -137,12 +149,13 @@ class DumpStream:
         self._pieces_size = 0
         if payload and payload[0] == 0:
             if self.semi_sync and len(payload) > 2 and payload[1] == _SEMI_SYNC_INDICATOR:
-                return DumpEvent(payload[3:], bool(payload[2] & _SEMI_SYNC_ACK_REQUESTED))
-            return DumpEvent(payload[1:], False)
+                event = payload[3:]
+                return AckRequested(event) if payload[2] & _SEMI_SYNC_ACK_REQUESTED else event
+            return payload[1:]
         return _special(payload)
 
 
-def _special(payload: bytes) -> DumpItem:
+def _special(payload: bytes) -> StreamStop:
     if not payload:
         return UnexpectedPacket(-1)
     if payload[0] == 0xFE and len(payload) < 9:

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import pymysql
 
-from kingbus.binlog import control_events, errors, events, transactions
+from kingbus.binlog import control_events, errors, events
 from kingbus.raft import entries
 from kingbus.raft.cluster import RaftError, RaftMember
 from kingbus.raft.secrets import SecretBox
@@ -46,6 +46,7 @@ from kingbus.raft.statemachine import StateMachine
 from kingbus.upstream.backoff import Backoff
 from kingbus.upstream.batcher import Batcher, SourceContext
 from kingbus.upstream.client import ClosedHere, SourceConnection, SourceRefused
+from kingbus.upstream.cutter import TxnCutter, TxnRun
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ def replica_uuid_for(raft_password: str) -> str:
 
 
 _CHECK_SECONDS = 0.05
+_HEARTBEATS = (int(events.EventType.HEARTBEAT), int(events.EventType.HEARTBEAT_V2))
 
 
 class _SessionEnded(Exception):
@@ -245,10 +247,7 @@ class Syncer:
         self._stream(conn, source, term)
 
     def _stream(self, conn: SourceConnection, source: entries.SourceConfig, term: int) -> None:
-        assembler = transactions.TransactionAssembler(checksum=True)
-        source_file = ""
-        fde = b""
-        context = SourceContext(source_file, fde)
+        cutter = TxnCutter()
         first = True
         # Whether this session is still wanted is checked every CHECK_SECONDS, not for every
         # transaction: it takes locks and compares the source configuration, and a session
@@ -269,40 +268,19 @@ class Syncer:
                 self.error = ""
                 self._backoff.reset()
                 first = False
-            # Whole transactions of this read, handed over under one lock acquisition.
-            ready: list[entries.Txn] = []
-            for event in batch:
-                item = assembler.feed(event.raw)  # verifies the event's CRC32
-                if item is None:
-                    continue
-                if isinstance(item, transactions.Transaction):
-                    gtid_text = str(item.gtid)
-                    data = item.events_bytes
-                    txn = entries.Txn(gtid_text, item.last_log_pos, int.from_bytes(data[:4], "little"), data)
-                    if event.ack_requested:  # the source asks on a transaction's last event
-                        self._note_ack(gtid_text, source_file, item.last_log_pos)
-                    ready.append(txn)
-                    continue
-                if ready:
-                    self._submit(ready, context)
-                    ready = []
-                kind = item.event_type
-                if kind == events.EventType.ROTATE:
-                    source_file = control_events.decode_rotate(item.data, checksum=True).next_file
-                    context = SourceContext(source_file, fde)
-                elif kind == events.EventType.FORMAT_DESCRIPTION:
-                    fde = item.data
-                    context = SourceContext(source_file, fde)
-                elif kind in (events.EventType.HEARTBEAT, events.EventType.HEARTBEAT_V2):
+            for group in cutter.cut(batch):  # verifies every event's CRC32
+                if isinstance(group, TxnRun):
+                    for gtid, position in group.acks:  # the source asks on a transaction's last event
+                        self._note_ack(gtid, group.context.source_file, position)
+                    self._submit(group.txns, group.context)  # under one lock acquisition
+                elif group.event_type in _HEARTBEATS:
                     with self._lock:
                         self._idle = self._in_flight == 0 and not (
                             self._batcher and self._batcher.pending_bytes
                         )
-                    if conn.semi_sync and self._idle and not assembler.in_transaction:
-                        self._acknowledge_heartbeat(conn, item.data)
+                    if conn.semi_sync and self._idle and not cutter.in_transaction:
+                        self._acknowledge_heartbeat(conn, group.data)
                     next_check = 0.0
-            if ready:
-                self._submit(ready, context)
             now = time.monotonic()
             if now >= next_check:
                 next_check = now + _CHECK_SECONDS
@@ -357,6 +335,7 @@ class Syncer:
 
     def _propose_locked(self, entry: entries.TxnBatch | entries.TxnChunk) -> None:
         payload = entries.encode(entry)
+        self._machine.expect(entry, payload)
         gtids, newest_ts = _completed_by(entry)
         size = len(payload)
         self._in_flight += 1
@@ -408,6 +387,7 @@ class Syncer:
             conn, self._conn = self._conn, None
             self._batcher = None
             self._ack_requests.clear()
+            self._machine.forget_proposed()
             self._lock.notify_all()
         if conn is not None:
             conn.close()

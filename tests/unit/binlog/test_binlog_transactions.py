@@ -425,3 +425,80 @@ def test_scanner_malformed_header_and_grammar() -> None:
     buf = events.BINLOG_MAGIC + FDE + ev(EventType.GTID, b"\x00" * 5)
     scanner = TransactionScanner(buf)
     assert list(scanner) == [] and scanner.tail is Tail.MALFORMED
+
+
+# --- the assembler's fast paths decide exactly as the general state machine ----------------------
+
+
+class _GeneralOnly(TransactionAssembler):
+    """The assembler with its fast paths bypassed: every event goes through `_step`."""
+
+    __slots__ = ()
+
+    def feed(self, event: bytes) -> Transaction | ControlEvent | None:
+        n = len(event)
+        if n < events.HEADER_LEN:
+            raise MalformedEvent("short")
+        event_type = event[4]
+        size, log_pos = struct.unpack_from("<II", event, 9)
+        if size != n:
+            raise MalformedEvent("size")
+        if event_type == EventType.FORMAT_DESCRIPTION:
+            return self._feed_fde(event, log_pos)
+        if self.checksum and not events.crc32_ok(event):
+            raise MalformedEvent("crc")
+        return self._general(event, event_type, log_pos)
+
+
+# Events that take a fast path, their look-alikes that must not, and events that break the grammar.
+_PIECES = [
+    FDE,
+    FDE_NOCRC,
+    HEARTBEAT,
+    gtid_ev(3),
+    gtid_ev(4, "tg"),
+    q("BEGIN"),
+    q("begin"),
+    q(" BEGIN "),
+    q("BEGIN", checksum=False),
+    query.encode_query("BEGIN", server_id=1, log_pos=0, checksum=True, database=b"db"),
+    query.encode_query("BEGIN", server_id=1, log_pos=0, checksum=True, status_vars=b"\x00\x01\x02"),
+    q("BEGINX"),
+    q("XBEGIN"),
+    q("COMMIT"),
+    q("CREATE TABLE t (id INT)"),
+    xid(),
+    xid(checksum=False),
+    *rows(),
+    ev(EventType.ROTATE, bytes(8) + b"binlog.000002"),
+    ev(EventType.ANONYMOUS_GTID, bytes(40)),
+]
+
+
+@given(st.lists(st.sampled_from(range(len(_PIECES))), max_size=40))
+def test_fast_paths_decide_exactly_as_the_general_state_machine(picks: list[int]) -> None:
+    fast, general = TransactionAssembler(checksum=True), _GeneralOnly(checksum=True)
+    for i in picks:
+        outcomes = []
+        for asm in (fast, general):
+            try:
+                outcomes.append(("ok", asm.feed(_PIECES[i]), asm.in_transaction, asm.checksum))
+            except (MalformedEvent, UnexpectedEvent) as exc:
+                outcomes.append(("error", type(exc), asm.in_transaction, asm.checksum))
+        assert outcomes[0] == outcomes[1], f"piece {i}"
+
+
+def test_transactions_carry_their_gtid_as_text_and_as_an_object() -> None:
+    asm = TransactionAssembler(checksum=True)
+    (txn,) = feed_all(asm, SHAPES["begin-xid"])
+    assert isinstance(txn, Transaction)
+    assert txn.gtid_text == f"{U}:1" and txn.gtid == Gtid(U, 1)
+    (tagged,) = feed_all(asm, [gtid_ev(2, "tg"), q("DROP TABLE t")])
+    assert isinstance(tagged, Transaction) and tagged.gtid_text == f"{U}:tg:2"
+
+
+def test_a_gtid_event_with_gno_zero_is_malformed() -> None:
+    body = bytearray(gtid_ev(1)[events.HEADER_LEN : -4])
+    body[17:25] = bytes(8)  # gno 0
+    with pytest.raises(MalformedEvent, match="gno"):
+        TransactionAssembler(checksum=True).feed(ev(EventType.GTID, bytes(body)))

@@ -122,6 +122,43 @@ def test_two_members_write_identical_files(tmp_path: Path, items: list[SourceTxn
     assert a.stats.skipped_txns >= 8
 
 
+def test_a_leader_applying_the_objects_it_proposed_writes_what_a_follower_decodes(
+    tmp_path: Path, items: list[SourceTxn]
+) -> None:
+    """`StateMachine.expect`: the leader hands over the entries it encoded instead of
+    decoding them again; the store must be byte-identical to a follower's."""
+    log = leader_change_log(items)
+    leader, follower = machine(tmp_path / "leader"), machine(tmp_path / "follower")
+    handed = 0
+    for payload in log:
+        entry = entries.decode(payload)
+        if isinstance(entry, entries.TxnBatch | entries.TxnChunk):
+            leader.expect(entry, payload)
+            handed += 1
+        leader.apply(payload)
+        follower.apply(payload)
+    assert handed > 10
+    assert leader._proposed == {}  # every object handed over was used
+    assert leader.stats == follower.stats
+    leader.store.close()
+    follower.store.close()
+    assert file_digests(tmp_path / "leader") == file_digests(tmp_path / "follower")
+
+
+def test_an_expected_object_is_used_only_for_its_own_payload(tmp_path: Path, items: list[SourceTxn]) -> None:
+    payloads = entries_for(items[:3], session=S1, entry_bytes=ENTRY_BYTES)
+    first = entries.decode(payloads[0])
+    assert isinstance(first, entries.TxnBatch) and len(first.txns) > 1
+    wrong = entries.TxnBatch(first.session, first.seq, first.fde, first.source_file, first.txns[:1])
+    m = machine(tmp_path)
+    m.expect(wrong, payloads[0] + b"longer")  # same (session, seq), another length: not used
+    m.apply(payloads[0])
+    assert m.stats.applied_txns == len(first.txns)
+    m.expect(wrong, payloads[1])
+    m.forget_proposed()  # the session ended: nothing of it is used any more
+    assert m._proposed == {}
+
+
 def test_replaying_any_prefix_changes_nothing(tmp_path: Path, items: list[SourceTxn]) -> None:
     """Journal replay after a restart re-applies entries the store already holds."""
     log = leader_change_log(items)

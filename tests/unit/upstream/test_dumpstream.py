@@ -11,7 +11,7 @@ from kingbus.protocol.constants import MAX_PACKET_CHUNK
 from kingbus.protocol.errors import PacketsOutOfOrder, PacketTooLarge
 from kingbus.protocol.framing import frame
 from kingbus.upstream.dumpstream import (
-    DumpEvent,
+    AckRequested,
     DumpItem,
     DumpStream,
     StreamEnd,
@@ -61,7 +61,8 @@ def test_events_come_out_whole_and_in_order_however_the_bytes_arrive(
 ) -> None:
     data = wire([b"\x00" + e for e in events] + [EOF_PACKET])
     items = drain(DumpStream(), cut(data, sizes))
-    assert items == [DumpEvent(e, False) for e in events] + [StreamEnd()]
+    assert items == [*events, StreamEnd()]
+    assert all(type(item) is bytes for item in items[:-1])  # no object per event
 
 
 @given(
@@ -73,22 +74,30 @@ def test_semi_sync_headers_are_stripped_and_the_ack_flag_kept(
 ) -> None:
     data = wire([b"\x00\xef" + bytes([int(ack)]) + e for e, ack in events])
     items = drain(DumpStream(semi_sync=True), cut(data, sizes))
-    assert items == [DumpEvent(e, ack) for e, ack in events]
+    assert items == [AckRequested(e) if ack else e for e, ack in events]
+    assert [type(item) is AckRequested for item in items] == [ack for _, ack in events]
 
 
 def test_without_semi_sync_an_event_starting_with_0xef_is_left_alone() -> None:
     event = b"\xef\x01" + bytes(30)
-    assert drain(DumpStream(), [wire([b"\x00" + event])]) == [DumpEvent(event, False)]
+    assert drain(DumpStream(), [wire([b"\x00" + event])]) == [event]
 
 
-def test_err_and_unexpected_packets_are_reported_in_place() -> None:
-    data = wire([b"\x00" + bytes(19), ERR_1236, b"\x42abc", b""])
-    assert drain(DumpStream(), [data]) == [
-        DumpEvent(bytes(19), False),
-        StreamError(ERR_1236),
-        UnexpectedPacket(0x42),
-        UnexpectedPacket(-1),
-    ]
+def test_err_and_unexpected_packets_are_reported_in_place_and_end_a_take() -> None:
+    # Whatever stops the stream is the last item of its take (the client then looks at the
+    # last item only); what follows is left for a next take that a client never makes.
+    stream = DumpStream()
+    stream.feed(wire([b"\x00" + bytes(19), ERR_1236, b"\x42abc", b""]))
+    assert stream.take() == [bytes(19), StreamError(ERR_1236)]
+    assert stream.take() == [UnexpectedPacket(0x42)]
+    assert stream.take() == [UnexpectedPacket(-1)]
+    assert stream.take() == []
+
+
+def test_eof_after_events_ends_the_take() -> None:
+    stream = DumpStream()
+    stream.feed(wire([b"\x00" + bytes(19), EOF_PACKET, b"\x00" + bytes(20)]))
+    assert stream.take() == [bytes(19), StreamEnd()]
 
 
 def test_a_long_ok_packet_is_not_mistaken_for_eof() -> None:
@@ -104,7 +113,7 @@ def test_events_over_16_mib_are_reassembled(size: int) -> None:
     assert len(payload) == size
     data = wire([payload, b"\x00" + b"after" * 4])
     items = drain(DumpStream(), cut(data, [1 << 18] * (len(data) >> 18)))
-    assert items == [DumpEvent(event, False), DumpEvent(b"after" * 4, False)]
+    assert items == [event, b"after" * 4]
 
 
 def test_continuation_packets_must_keep_the_sequence() -> None:
@@ -129,5 +138,5 @@ def test_nothing_is_returned_until_a_packet_is_complete() -> None:
         assert stream.take() == []
     assert stream.buffered == len(data) - 1
     stream.feed(data[-1:])
-    assert stream.take() == [DumpEvent(bytes(100), False)]
+    assert stream.take() == [bytes(100)]
     assert stream.buffered == 0
