@@ -26,6 +26,7 @@ from pathlib import Path
 
 _SID = struct.Struct("<cHB")  # b"S", sid number, text length; then the text
 _TXN = struct.Struct("<cHQQIQ")  # b"T", sid number, gno, offset, length, source end position
+_pack_txn = _TXN.pack
 _FILE = struct.Struct("<cH")  # b"F", text length; then the source file name
 
 
@@ -71,9 +72,15 @@ class IndexWriter:
     def append_gtid(
         self, key: tuple[str, str], gno: int, offset: int, length: int, source_end_pos: int
     ) -> None:
-        """`append` for a GTID given as ((uuid, tag), gno) (the store's hot path)."""
+        """`append` for a GTID given as ((uuid, tag), gno) (the store's hot path: one call
+        per transaction, so the known-sid case is written out here)."""
         uuid, tag = key
-        self._append(f"{uuid}:{tag}" if tag else uuid, gno, offset, length, source_end_pos)
+        sid = f"{uuid}:{tag}" if tag else uuid
+        sid_no = self._sids.get(sid)
+        if sid_no is None:
+            self._append(sid, gno, offset, length, source_end_pos)
+        else:
+            self._file.write(_pack_txn(b"T", sid_no, gno, offset, length, source_end_pos))
 
     def _append(self, sid: str, gno: int, offset: int, length: int, source_end_pos: int) -> None:
         sid_no = self._sids.get(sid)

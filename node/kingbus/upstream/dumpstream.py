@@ -16,12 +16,14 @@ read.
 
 from __future__ import annotations
 
+import struct
 from typing import NamedTuple
 
 from kingbus.protocol.constants import MAX_PACKET_CHUNK
 from kingbus.protocol.errors import PacketsOutOfOrder, PacketTooLarge
 
 _HEADER = 4
+_PACKET_HEADER = struct.Struct("<I")  # 3-byte length, 1-byte sequence id
 _SEMI_SYNC_INDICATOR = 0xEF
 _SEMI_SYNC_ACK_REQUESTED = 0x01
 DEFAULT_MAX_PAYLOAD = 1 << 30
@@ -94,8 +96,9 @@ class DumpStream:
         pos = self._pos
         end = len(data)
         semi_sync = self.semi_sync
+        header_of = _PACKET_HEADER.unpack_from
         while end - pos >= _HEADER:
-            length = data[pos] | (data[pos + 1] << 8) | (data[pos + 2] << 16)
+            length = header_of(data, pos)[0] & 0xFFFFFF  # the sequence id is the top byte
             stop = pos + _HEADER + length
             if length == MAX_PACKET_CHUNK or self._pieces:
                 if self._pieces_size + length > self.max_payload:
