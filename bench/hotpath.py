@@ -97,8 +97,7 @@ def syncer_stage(stream: bytes, entry_bytes: int) -> list[bytes]:
         dump.feed(stream[start : start + READ_BYTES])
         for group in cutter.cut(dump.take()):
             if isinstance(group, TxnRun):
-                for txn in group.txns:
-                    payloads.extend(entries.encode(e) for e in batcher.add(txn, group.context))
+                payloads.extend(entries.encode(e) for e in batcher.add_all(group.txns, group.context))
     payloads.extend(entries.encode(e) for e in batcher.flush())
     return payloads
 

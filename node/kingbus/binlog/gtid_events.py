@@ -119,15 +119,20 @@ def gtid_of_event(event: Buffer, *, checksum: bool) -> Gtid:
 
 def gtid_text_of_event(event: Buffer, *, checksum: bool) -> str:
     """`str(gtid_of_event(...))`, without building a `Gtid` for a classic GTID event (the
-    leader's ingest path: one per replicated transaction)."""
-    if len(event) > 4 and event[4] == EventType.GTID:
-        if len(event) - (CHECKSUM_LEN if checksum else 0) - HEADER_LEN < _CLASSIC_MIN_BODY:
+    leader's ingest path: one per replicated transaction, so constants are plain ints)."""
+    if len(event) > 4 and event[4] == _GTID_CODE:
+        if len(event) - (CHECKSUM_LEN if checksum else 0) < _CLASSIC_MIN_EVENT:
             raise MalformedEvent("GTID event body is too short")
-        (gno,) = _GNO.unpack_from(event, HEADER_LEN + 17)
-        if not 1 <= gno <= MAX_GNO:
+        (gno,) = _GNO.unpack_from(event, _GNO_AT)
+        if not 0 < gno <= MAX_GNO:
             raise MalformedEvent(f"GTID event: GTID gno must be in 1..{MAX_GNO}, got {gno}")
-        return f"{_uuid_of(event)}:{gno}"
+        return _uuid_of(event) + ":" + str(gno)
     return str(decode_gtid_event(event, checksum=checksum).gtid)
+
+
+_GTID_CODE = int(EventType.GTID)
+_CLASSIC_MIN_EVENT = HEADER_LEN + _CLASSIC_MIN_BODY
+_GNO_AT = HEADER_LEN + 17
 
 
 def _uuid_of(event: Buffer) -> str:

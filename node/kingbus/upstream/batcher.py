@@ -60,6 +60,34 @@ class Batcher:
         self._pending_bytes += size
         return out
 
+    def add_all(
+        self, txns: list[entries.Txn], context: SourceContext
+    ) -> list[entries.TxnBatch | entries.TxnChunk]:
+        """`add` of each transaction in turn, the entries in order (the syncer's hot path:
+        the context and the budget are looked at once per run, not once per transaction)."""
+        out: list[entries.TxnBatch | entries.TxnChunk] = []
+        if not txns:
+            return out
+        if self._context is not None and context is not self._context and context != self._context:
+            out.extend(self.flush())
+        self._context = context
+        budget = self.entry_bytes - entries.BATCH_OVERHEAD - len(context.fde) - len(context.source_file)
+        overhead = entries.TXN_OVERHEAD
+        pending, pending_bytes = self._pending, self._pending_bytes
+        for txn in txns:
+            size = len(txn.data) + overhead
+            if pending_bytes + size > budget:
+                self._pending_bytes = pending_bytes
+                out.extend(self.flush())
+                pending, pending_bytes = self._pending, 0
+                if size > budget:
+                    out.extend(self._chunks(txn, context, budget))
+                    continue
+            pending.append(txn)
+            pending_bytes += size
+        self._pending_bytes = pending_bytes
+        return out
+
     def flush(self) -> list[entries.TxnBatch | entries.TxnChunk]:
         if not self._pending:
             return []

@@ -326,9 +326,8 @@ class Syncer:
                     raise _SessionEnded("stopping")
             batcher = self._batcher
             assert batcher is not None
-            for txn in txns:
-                for entry in batcher.add(txn, context):
-                    self._propose_locked(entry)
+            for entry in batcher.add_all(txns, context):
+                self._propose_locked(entry)
             if self._in_flight < self._options.max_in_flight:
                 for entry in batcher.flush():
                     self._propose_locked(entry)

@@ -87,3 +87,28 @@ def test_any_sequence_round_trips_in_order_within_bounds(sizes: list[int]) -> No
                 rebuilt.append((e.txn.gtid, partial))
     assert rebuilt == [(f"{UUID}:{g}", bytes([g % 256]) * s) for g, s in enumerate(sizes, start=1)]
     assert [e.seq for e in out] == list(range(len(out)))
+
+
+@given(
+    runs=st.lists(
+        st.tuples(
+            st.sampled_from(["binlog.000001", "binlog.000002"]),
+            st.lists(st.integers(0, 20_000), max_size=12),
+        ),
+        max_size=8,
+    ),
+)
+def test_adding_a_run_is_adding_each_transaction_in_turn(runs: list[tuple[str, list[int]]]) -> None:
+    one, many = Batcher(SESSION, 8192), Batcher(SESSION, 8192)
+    gno = 0
+    for source_file, sizes in runs:
+        context = SourceContext(source_file, CTX.fde)
+        txns = []
+        for size in sizes:
+            gno += 1
+            txns.append(txn(gno, size))
+        expected = [e for t in txns for e in one.add(t, context)]
+        assert many.add_all(txns, context) == expected
+        assert many.pending_gtids == one.pending_gtids and many.pending_bytes == one.pending_bytes
+    assert many.flush() == one.flush()
+    assert many.next_seq == one.next_seq
