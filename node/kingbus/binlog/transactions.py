@@ -213,7 +213,7 @@ class TransactionAssembler:
     or None to learn it from the first Format_description event. Every FDE updates it.
     """
 
-    __slots__ = ("_check_crc", "_checksum", "_gtid", "_n", "_parts", "_state", "_verify_crc")
+    __slots__ = ("_check_crc", "_checksum", "_gtid", "_parts", "_state", "_verify_crc")
 
     def __init__(self, *, checksum: bool | None = None, verify_crc: bool = True) -> None:
         self._checksum = checksum
@@ -222,7 +222,6 @@ class TransactionAssembler:
         self._state = _IDLE
         self._parts: list[bytes] = []
         self._gtid: str | None = None
-        self._n = 0
 
     @property
     def checksum(self) -> bool | None:
@@ -242,7 +241,6 @@ class TransactionAssembler:
         self._state = _IDLE
         self._parts = []
         self._gtid = None
-        self._n = 0
 
     def feed(self, event: bytes) -> Transaction | ControlEvent | None:
         """Consume one complete event. Returns the transaction it completes, the control event
@@ -268,7 +266,6 @@ class TransactionAssembler:
         if state == _IN_BEGIN:
             if event_type not in _DECIDES_IN_BEGIN:  # rows, table maps
                 self._parts.append(event)
-                self._n += 1
                 return None
             if event_type == _XID:
                 return self._end(event, log_pos)
@@ -278,7 +275,6 @@ class TransactionAssembler:
                 return None
         elif state == _AFTER_GTID and event_type == _QUERY and self._checksum and _is_begin(event, n):
             self._parts.append(event)
-            self._n += 1
             self._state = _IN_BEGIN
             return None
         return self._general(event, event_type, log_pos)
@@ -293,7 +289,6 @@ class TransactionAssembler:
         action, next_state = _step(state, event_type, event, bool(checksum))
         if action == _CONTINUE:
             self._parts.append(event)
-            self._n += 1
             self._state = next_state
             return None
         if action == _CONTROL:
@@ -314,7 +309,6 @@ class TransactionAssembler:
     def _start(self, event: bytes) -> None:
         self._gtid = gtid_text_of_event(event, checksum=bool(self._checksum))
         self._parts = [event]
-        self._n = 1
         self._state = _AFTER_GTID
 
     def _end(self, event: bytes, log_pos: int) -> Transaction:
@@ -322,11 +316,10 @@ class TransactionAssembler:
         parts.append(event)
         gtid = self._gtid
         assert gtid is not None
-        txn = _new_transaction(Transaction, (gtid, b"".join(parts), log_pos, self._n + 1))
+        txn = _new_transaction(Transaction, (gtid, b"".join(parts), log_pos, len(parts)))
         self._state = _IDLE
         self._parts = []
         self._gtid = None
-        self._n = 0
         return txn
 
 

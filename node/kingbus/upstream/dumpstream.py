@@ -96,27 +96,35 @@ class DumpStream:
         pos = self._pos
         end = len(data)
         semi_sync = self.semi_sync
+        max_payload = self.max_payload
         header_of = _PACKET_HEADER.unpack_from
+        in_pieces = bool(self._pieces)
+        last_seq = -1  # of the last single packet, stored once at the end (hot loop)
         while end - pos >= _HEADER:
-            length = header_of(data, pos)[0] & 0xFFFFFF  # the sequence id is the top byte
+            header = header_of(data, pos)[0]
+            length = header & 0xFFFFFF  # 3 bytes of length, then the sequence id
             stop = pos + _HEADER + length
-            if length == MAX_PACKET_CHUNK or self._pieces:
-                if self._pieces_size + length > self.max_payload:
-                    raise PacketTooLarge(self._pieces_size + length, self.max_payload)
+            if length == MAX_PACKET_CHUNK or in_pieces:
+                if self._pieces_size + length > max_payload:
+                    raise PacketTooLarge(self._pieces_size + length, max_payload)
                 if stop > end:
                     break
-                item = self._piece(data[pos + 3], data[pos + _HEADER : stop], length)
+                if last_seq >= 0:
+                    self._last_seq = last_seq
+                    last_seq = -1
+                item = self._piece(header >> 24, data[pos + _HEADER : stop], length)
+                in_pieces = bool(self._pieces)
                 pos = stop
                 if item is not None:
                     append(item)
                     if not isinstance(item, bytes | AckRequested):
                         break
                 continue
-            if length > self.max_payload:
-                raise PacketTooLarge(length, self.max_payload)
+            if length > max_payload:
+                raise PacketTooLarge(length, max_payload)
             if stop > end:
                 break
-            self._last_seq = data[pos + 3]
+            last_seq = header >> 24
             if length and data[pos + 4] == 0:
                 if semi_sync and length > 2 and data[pos + 5] == _SEMI_SYNC_INDICATOR:
                     event = data[pos + 7 : stop]
@@ -128,6 +136,8 @@ class DumpStream:
                 pos = stop
                 break
             pos = stop
+        if last_seq >= 0:
+            self._last_seq = last_seq
         self._pos = pos
         left = end - pos
         if left >= _HEADER:
