@@ -41,7 +41,9 @@ where the good prefix ends and why the rest is bad, for crash recovery and index
 Performance: the assembler keeps no per-event objects; it reads the type byte and the
 two header words with one `unpack_from`, verifies the CRC with one `zlib.crc32` over the
 whole event (CRC-32 of data followed by its own little-endian CRC is the constant
-0x2144DF1C), and only parses statement text for Query events.
+0x2144DF1C), and only parses statement text for Query events. The transitions almost every
+transaction takes (GTID, a Query that is exactly ``BEGIN``, rows, XID) are decided in `feed`
+itself; everything else goes through `_step`, and a test requires both to decide alike.
 """
 
 from __future__ import annotations
