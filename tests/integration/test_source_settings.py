@@ -25,6 +25,26 @@ def _source_status(cluster: Cluster) -> dict[str, object]:
     return status
 
 
+def _streaming(cluster: Cluster, *, tls: bool, timeout: float = 60) -> dict[str, object]:
+    """The leader's source status once a session streams with `tls`, as one snapshot.
+
+    Whether a session uses TLS is only known while one streams: a status read right after a
+    commit can find a new leader (an election after a restart, seen under CI load) still
+    connecting, with no session and so `tls` False.  A wrong setting never streams with the
+    expected `tls`, so it still fails here, with the last status in the message."""
+    last: dict[str, object] = {}
+
+    def ready() -> dict[str, object] | None:
+        nonlocal last
+        last = _source_status(cluster)
+        return last if last["state"] == "streaming" and last["tls"] is tls else None
+
+    found: dict[str, object] = wait_until(
+        ready, timeout=timeout, what=lambda: f"a streaming session with tls={tls} (last status: {last})"
+    )
+    return found
+
+
 def test_the_config_files_source_is_applied_once_without_tls_when_disabled(
     tmp_path: Path, mysql_source: mysql.MySQLServer
 ) -> None:
@@ -44,10 +64,7 @@ def test_the_config_files_source_is_applied_once_without_tls_when_disabled(
             }
         cluster.start()
         cluster.wait_committed(mysql_source.gtid_executed(), timeout=90)
-        wait_until(
-            lambda: _source_status(cluster)["state"] == "streaming", timeout=30, what="a streaming session"
-        )
-        assert _source_status(cluster)["tls"] is False
+        assert _streaming(cluster, tls=False)["tls_mode"] == "disabled"
         # PUT /source wins over the file from then on, across a restart of every member.
         cluster.set_source("127.0.0.1", mysql_source.port, tls="required")
         wait_until(lambda: _source_status(cluster)["tls"] is True, timeout=60, what="a TLS session")
@@ -56,7 +73,8 @@ def test_the_config_files_source_is_applied_once_without_tls_when_disabled(
         cluster.start()
         mysql_source.execute("INSERT INTO s.t VALUES (1000, 'y')")
         cluster.wait_committed(mysql_source.gtid_executed(), timeout=90)
-        assert _source_status(cluster)["tls"] is True, "the file's tls=disabled came back after a restart"
+        status = _streaming(cluster, tls=True)  # the file's tls=disabled must not come back
+        assert status["tls_mode"] == "required", status
 
 
 def test_tls_required_refuses_a_source_without_tls_and_stores_nothing(
@@ -76,7 +94,7 @@ def test_tls_required_refuses_a_source_without_tls_and_stores_nothing(
         assert all(m.status()["committed_gtid_set"] == "" for m in cluster.members)
         cluster.set_source("127.0.0.1", plain.port, tls="preferred")
         cluster.wait_committed(plain.gtid_executed(), timeout=90)
-        assert _source_status(cluster)["tls"] is False
+        assert _streaming(cluster, tls=False)["tls_mode"] == "preferred"
 
 
 def test_verify_ca_streams_with_the_sources_ca_and_refuses_another(
@@ -96,10 +114,5 @@ def test_verify_ca_streams_with_the_sources_ca_and_refuses_another(
         assert all(m.status()["committed_gtid_set"] == "" for m in cluster.members)
         cluster.set_source("127.0.0.1", mysql_source.port, tls="verify_ca", tls_ca=right_ca)
         cluster.wait_committed(mysql_source.gtid_executed(), timeout=90)
-        # Read from whoever leads once it streams: an election right after the commit (seen
-        # once under CI load) leaves the new leader's session connecting for a moment.
-        wait_until(
-            lambda: _source_status(cluster)["state"] == "streaming", timeout=60, what="a streaming session"
-        )
-        status = _source_status(cluster)
-        assert status["tls"] is True and status["tls_mode"] == "verify_ca" and status["user"] == REPL_USER
+        status = _streaming(cluster, tls=True)
+        assert status["tls_mode"] == "verify_ca" and status["user"] == REPL_USER
