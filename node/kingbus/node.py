@@ -311,7 +311,9 @@ class Node:
         except RaftError as exc:
             raise api_errors.Unavailable(exc.reason) from None
 
-    async def set_source(self, spec: SourceSpec) -> None:
+    async def set_source(self, spec: SourceSpec, *, initial: bool = False) -> None:
+        """`initial`: the configuration file's source, which the state machine applies only
+        if the cluster has none yet when it applies the entry."""
         self._require_leader()
         if spec.start_gtid_set:
             try:
@@ -329,6 +331,7 @@ class Node:
                 running=True,
                 tls=spec.tls,
                 tls_ca=spec.tls_ca,
+                initial=initial,
             )
         )
         self._poke_syncer()
@@ -445,8 +448,11 @@ class Node:
                     tls=wanted.tls,
                     tls_ca=wanted.tls_ca_file.read_text() if wanted.tls_ca_file else "",
                 )
-                await self.set_source(spec)
-                log.info("source %s:%d set from the configuration file", wanted.host, wanted.port)
+                # This member's applied state may lag the committed log (a restart, a new
+                # leader that has not committed in its term yet): the entry itself says it
+                # only applies to a cluster without a source.
+                await self.set_source(spec, initial=True)
+                log.info("source %s:%d proposed from the configuration file", wanted.host, wanted.port)
             except (api_errors.ApiError, ConfigError, OSError) as exc:
                 log.warning("cannot apply the configured source yet: %s", exc)
 

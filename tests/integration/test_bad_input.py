@@ -71,6 +71,7 @@ def test_a_wrong_source_password_shows_in_status_is_retried_and_stores_nothing(
 ) -> None:
     with mysql_source.connect() as conn:
         small_txn_load(conn, 20)
+    started = time.monotonic()
     cluster.set_source("127.0.0.1", mysql_source.port, password="not-the-password")
     leader = cluster.leader()
     status = wait_until(
@@ -81,10 +82,16 @@ def test_a_wrong_source_password_shows_in_status_is_retried_and_stores_nothing(
     assert "Access denied" in status["source"]["error"]
     assert "not-the-password" not in json.dumps(status)
     first = status["source"]["attempts"]
-    time.sleep(4)
-    later = leader.status()
-    # Retried, but backing off: a handful of attempts, not a tight loop.
-    assert first < later["source"]["attempts"] <= first + 4
+    later = wait_until(
+        lambda: (s := leader.status())["source"]["attempts"] > first and s, timeout=40, what="a retry"
+    )
+    # Retried, but backing off, not in a tight loop: delays start at 0.5 s and double, with
+    # +-20 % jitter, so n attempts need at least 0.4 * (2**(n-1) - 1) s.  (Counted against
+    # the time since PUT /source rather than a fixed sleep: under load the error is seen
+    # late, and the next retry may then be seconds away.)
+    attempts = later["source"]["attempts"]
+    elapsed = time.monotonic() - started
+    assert 0.4 * (2 ** (attempts - 1) - 1) <= elapsed + 0.5, (attempts, elapsed)
     assert later["committed_gtid_set"] == ""
     assert later["store"] == {"bytes": 0, "files": 0}
     for member in cluster.members:

@@ -108,6 +108,10 @@ class SourceConfig:
     # and the source's certificate must be signed by `tls_ca`, PEM), "disabled".
     tls: str = "preferred"
     tls_ca: str = ""
+    # From a member's configuration file: applied only if the cluster has no source yet when
+    # the entry is applied (decided in log order, so a member that restarted and has not yet
+    # applied a later PUT /source cannot bring the file's older settings back).
+    initial: bool = False
 
     def public(self) -> dict[str, Any]:
         return {"host": self.host, "port": self.port, "user": self.user}
@@ -183,6 +187,7 @@ def encode(entry: Entry) -> bytes:
                 "running": entry.running,
                 "tls": entry.tls,
                 "tls_ca": entry.tls_ca,
+                "initial": entry.initial,
             }
         ).encode()
     elif isinstance(entry, MemberInfo):
@@ -305,6 +310,7 @@ def decode(payload: bytes) -> Entry:
                 # Entries written before the setting existed meant the default.
                 tls=str(raw.get("tls", "preferred")),
                 tls_ca=str(raw.get("tls_ca", "")),
+                initial=bool(raw.get("initial", False)),
             )
         if kind == _KIND_MEMBER:
             return MemberInfo(str(raw["name"]), str(raw["raft"]), str(raw["admin"]), bool(raw["removed"]))

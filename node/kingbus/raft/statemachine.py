@@ -12,7 +12,7 @@ by chunk and becomes visible only when its last chunk is applied (DESIGN invaria
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kingbus.binlog.gtids import GtidSet
@@ -202,6 +202,11 @@ class StateMachine:
             self.state.chunk_skip = False
 
     def _apply_source(self, source: entries.SourceConfig) -> None:
+        if source.initial:
+            if self.state.source is not None:
+                log.info("the configuration file's source is not applied: the cluster has one already")
+                return
+            source = replace(source, initial=False)  # stored as any other setting
         self.state.source = source
         if source.start_gtid_set and not self.store.segments():
             # Starting mid-history: what the source had before is "purged" for our replicas.

@@ -25,6 +25,7 @@ SAMPLES: list[entries.Entry] = [
     entries.TxnChunk(SESSION, 10, b"fde", "binlog.000002", False, True, _txn(3, b"y")),
     entries.Barrier(SESSION),
     entries.SourceConfig("db.example", 3306, "repl", "token", f"{UUID}:1-5", True, False),
+    entries.SourceConfig("db.example", 3306, "repl", "token", "", False, True, "disabled", "", initial=True),
     entries.MemberInfo("kb-1", "10.0.0.1:7100", "http://10.0.0.1:9595"),
     entries.MemberInfo("kb-1", "10.0.0.1:7100", "http://10.0.0.1:9595", removed=True),
 ]

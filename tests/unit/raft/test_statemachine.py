@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -366,6 +367,23 @@ def test_source_config_with_start_gtid_set_on_an_empty_store(tmp_path: Path) -> 
     apply_all(m, entries_for([item], session=S1))
     m.apply(entries.encode(src))  # a later repeat (journal replay) must not touch the data
     assert m.store.committed_gtids == GtidSet.parse("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-6")
+
+
+def test_the_configuration_files_source_applies_only_to_a_cluster_without_one(tmp_path: Path) -> None:
+    """The log a full restart can produce: the file's source (tls disabled), a later PUT
+    /source (required), then the file's source proposed again by a leader that had not yet
+    applied the PUT (its applied state lagged the committed log). Log order decides."""
+    from_file = entries.SourceConfig("h", 3306, "u", "enc", "", False, True, "disabled", initial=True)
+    put = entries.SourceConfig("h", 3306, "u", "enc2", "", False, True, "required")
+    m = machine(tmp_path)
+    m.apply(entries.encode(from_file))
+    assert m.state.source == replace(from_file, initial=False)  # stored like any setting
+    m.apply(entries.encode(put))
+    assert m.state.source == put
+    m.apply(entries.encode(from_file))
+    assert m.state.source == put
+    m.apply(entries.encode(replace(put, running=False)))  # stop/start build on the stored one
+    assert m.state.source == replace(put, running=False)
 
 
 def test_source_config_while_a_chunk_opened_the_first_segment(tmp_path: Path) -> None:
