@@ -5,14 +5,19 @@
 tier against a real Kubernetes control plane (where pods never run) plugs a stateful fake in
 here, and only here.
 
-Errors: :class:`NodeUnreachable` (connection failed, timeout, 5xx that says retry) and
-:class:`NodeRefused` (the node answered with an error status and a reason).  A mutation
+Errors: :class:`NodeUnreachable` (connection failed, timeout, 5xx) and :class:`NodeRefused`
+(the node answered with an error status and a reason).  A 503 marked ``retryable`` (nothing
+was done: no leader yet, or a leader change discarded the entry) is asked again a few times,
+``Retry-After`` apart, before it is reported: every call here is idempotent, and an election
+settles in about a second, far sooner than a requeued reconcile.  A mutation
 returning normally means the node reported success (the API never reports a success it did
 not get; a follower forwards to the leader).  The token is never put into a message.
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -85,10 +90,11 @@ class NodeClient(Protocol):
 class HttpNodeClient:
     """:class:`NodeClient` over aiohttp.  One instance per cluster (one token)."""
 
-    def __init__(self, token: str, *, timeout_seconds: float = 10.0) -> None:
+    def __init__(self, token: str, *, timeout_seconds: float = 10.0, retryable_attempts: int = 4) -> None:
         self._token = token
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._session: aiohttp.ClientSession | None = None
+        self._attempts = retryable_attempts
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -96,6 +102,16 @@ class HttpNodeClient:
         return self._session
 
     async def _call(self, method: str, url: str, body: Mapping[str, Any] | None = None) -> Any:
+        for attempt in range(1, self._attempts + 1):
+            try:
+                return await self._call_once(method, url, body)
+            except _Retryable as exc:
+                if attempt == self._attempts:
+                    raise NodeUnreachable(str(exc)) from None
+                await asyncio.sleep(exc.after)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _call_once(self, method: str, url: str, body: Mapping[str, Any] | None) -> Any:
         headers = {"Authorization": f"Bearer {self._token}"} if method != "GET" else {}
         try:
             async with self._client().request(method, url, json=body, headers=headers) as response:
@@ -103,6 +119,9 @@ class HttpNodeClient:
                     doc = await response.json(content_type=None)
                 except ValueError:
                     doc = {}
+                if response.status == 503 and isinstance(doc, dict) and doc.get("retryable") is True:
+                    after = _seconds(response.headers.get("Retry-After"))
+                    raise _Retryable(f"{method} {url}: HTTP 503: {_reason(doc)}", after)
                 if response.status >= 500:
                     raise NodeUnreachable(f"{method} {url}: HTTP {response.status}: {_reason(doc)}")
                 if response.status >= 400:
@@ -129,6 +148,26 @@ class HttpNodeClient:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+class _Retryable(Exception):
+    """A 503 the node marked retryable; `after` is its Retry-After, bounded."""
+
+    def __init__(self, message: str, after: float) -> None:
+        super().__init__(message)
+        self.after = after
+
+
+def _seconds(retry_after: str | None) -> float:
+    """Retry-After in seconds (the node sends 1), kept within [0.1, 2]; a date or garbage
+    counts as 1."""
+    try:
+        value = float(retry_after) if retry_after is not None else 1.0
+    except ValueError:
+        value = 1.0
+    if not math.isfinite(value):
+        value = 1.0
+    return min(max(value, 0.1), 2.0)
 
 
 def _reason(doc: Any) -> str:

@@ -70,6 +70,12 @@ def main(argv: list[str] | None = None) -> int:
             timeout=30,
             what="every member to announce itself in the member directory",
         )
+        # A leader elected a moment ago is still dialling the source: show the steady state.
+        wait_until(
+            lambda: cluster.leader().status()["source"]["state"] == "streaming",
+            timeout=60,
+            what="the leader's source session to stream",
+        )
         print()
         for member in cluster.members:
             print(_summary(member.status()))

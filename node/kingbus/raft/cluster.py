@@ -188,6 +188,12 @@ class RaftMember:
             raftMinTimeout=options.election_timeout[0],
             raftMaxTimeout=options.election_timeout[1],
             connectionTimeout=max(3.5, options.election_timeout[1] * 2),
+            # Only one side of each pair dials (pysyncobj: the greater address). With the
+            # default 5 s between attempts, a member that started (or came back) a moment
+            # after its peer tried it stays unreachable for seconds: its own timer fires,
+            # and without pre-vote its higher term deposes a healthy leader, again and again
+            # until the next dial. Dialling as often as an election can start closes that gap.
+            connectionRetryTime=options.election_timeout[0],
             leaderFallbackTimeout=max(10.0, options.election_timeout[1] * 5),
             logCompactionMinEntries=1_000_000_000,  # compaction is driven by journal bytes, below
             logCompactionMinTime=options.compaction_seconds,
