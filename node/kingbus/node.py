@@ -50,6 +50,10 @@ def _host_port(address: str) -> tuple[str, int]:
 
 
 class Node:
+    # How long a request waits for a new leader to apply entries of earlier terms (an election
+    # settles in about a second) before it answers a retryable 503.
+    current_state_wait_seconds = 5.0
+
     def __init__(self, config: Config) -> None:
         self.config = config
         self.data_dir = Path(config.data_dir)
@@ -302,6 +306,21 @@ class Node:
             raise api_errors.NotLeader(self.leader_admin_url())
         return raft
 
+    async def _require_current_leader(self) -> RaftMember:
+        """The leader, once its applied state is current, for requests that read the state
+        to decide what to propose (a leader elected a moment ago may not yet have applied
+        entries committed under earlier terms: deciding on that state could undo them)."""
+        raft = self._require_leader()
+        deadline = time.monotonic() + self.current_state_wait_seconds
+        while not raft.state_is_current():
+            if time.monotonic() >= deadline:
+                raise api_errors.Unavailable(
+                    "the leader is still applying entries of earlier terms", retryable=True
+                )
+            await asyncio.sleep(0.02)
+            raft = self._require_leader()
+        return raft
+
     async def _propose(self, entry: entries.Entry) -> None:
         raft = self._require_leader()
         try:
@@ -337,7 +356,7 @@ class Node:
         self._poke_syncer()
 
     async def _set_running(self, running: bool) -> None:
-        self._require_leader()
+        await self._require_current_leader()
         current = self.machine.state.source
         if current is None:
             raise api_errors.Conflict("no source is configured; PUT /source first")
@@ -356,7 +375,7 @@ class Node:
             self.syncer.poke()
 
     async def add_member(self, name: str, raft: str, admin: str) -> None:
-        member = self._require_leader()
+        member = await self._require_current_leader()
         for existing in self.machine.state.members.values():
             if existing.name == name and existing.raft != raft:
                 raise api_errors.Conflict(f"a member named {name} exists with Raft address {existing.raft}")
@@ -370,7 +389,7 @@ class Node:
         await self._propose(entries.MemberInfo(name, raft, admin))
 
     async def remove_member(self, name: str) -> None:
-        member = self._require_leader()
+        member = await self._require_current_leader()
         info = self.machine.state.members.get(name)
         address = info.raft if info else (name if name in member.member_addresses() else None)
         if address is None:

@@ -423,6 +423,12 @@ class RaftMember:
     def is_leader(self) -> bool:
         return bool(self._obj._isLeader())
 
+    def state_is_current(self) -> bool:
+        """True on a leader whose applied state includes every entry of earlier terms (its
+        election no-op is applied). Until then a read-modify-write could act on state the log
+        has already superseded."""
+        return self._obj._kb_applied_own_term()
+
     def leader(self) -> str | None:
         leader = self._obj._getLeader()
         return None if leader is None else str(leader.address if hasattr(leader, "address") else leader)

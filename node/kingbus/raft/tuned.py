@@ -44,6 +44,12 @@ _APPLY_STEP = 2  # entries per step: a step is the unit the budget is checked ag
 class TunedSyncObj(SyncObj):  # type: ignore[misc]
     _SyncObj__raftCommitIndex: int  # pysyncobj's, written by the bounded apply below
 
+    def _kb_applied_own_term(self) -> bool:
+        """A leader has applied the no-op pysyncobj appends when it is elected: everything
+        committed under earlier terms is in its state machine, so that state is current."""
+        noop = self._SyncObj__noopIDx
+        return bool(self._isLeader()) and noop is not None and self._SyncObj__raftLastApplied >= noop
+
     def _sync_journal(self) -> None:
         journal_ = self._SyncObj__raftLog
         if getattr(journal_, "unsynced", False):
