@@ -6,7 +6,7 @@ source "$(dirname "$0")/env.sh"
 bash "$KINGBUS_ROOT/scripts/setup.sh"
 cd "$KINGBUS_ROOT"
 PY="$KINGBUS_VENV/bin"
-"$PY/ruff" check node operator tests bench
-"$PY/ruff" format --check node operator tests bench
+"$PY/ruff" check node operator tests bench e2e
+"$PY/ruff" format --check node operator tests bench e2e
 "$PY/mypy"
 exec "$PY/python" -m pytest "$@"

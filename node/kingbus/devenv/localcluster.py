@@ -96,6 +96,9 @@ class Member:
     peers: list[str]
     join: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    # What runs `kingbus-node`; by default this interpreter. e2e/image/smoke.py runs the
+    # image instead (`docker run ... kingbus:dev kingbus-node`).
+    launcher: list[str] = field(default_factory=lambda: [sys.executable, "-m", "kingbus.cli.node"])
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -154,7 +157,7 @@ class Member:
         # is killed: PR_SET_PDEATHSIG follows the thread that forks, so only from the main one.
         main_thread = threading.current_thread() is threading.main_thread()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "kingbus.cli.node", "--config", str(config)],
+            [*self.launcher, "--config", str(config)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
