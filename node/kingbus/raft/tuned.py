@@ -13,6 +13,8 @@ internals belong to.
   comes up, so that it hears the leader before it may call an election.
 * Apply is bounded per tick (`APPLY_BUDGET_SECONDS`): the rest waits for the next tick,
   which then does not wait in its poll, so heartbeats and replies keep flowing.
+* Pre-vote (`kingbus.raft.prevote`): an election is called only after a majority said it
+  could be won, so a member that was cut off does not depose a live leader when it returns.
 
 A SyncObj whose journal has no ``sync``/``unsynced`` (pysyncobj's own journals) is left alone
 by the group-commit hooks.
@@ -26,6 +28,9 @@ from typing import Any
 
 from pysyncobj import SyncObj
 from pysyncobj.monotonic import monotonic as monotonic_time
+from pysyncobj.syncobj import _RAFT_STATE
+
+from kingbus.raft import prevote
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +48,12 @@ _APPLY_STEP = 2  # entries per step: a step is the unit the budget is checked ag
 
 class TunedSyncObj(SyncObj):  # type: ignore[misc]
     _SyncObj__raftCommitIndex: int  # pysyncobj's, written by the bounded apply below
+    # Pre-vote state (tick thread only): this member's current round, whether it was won,
+    # how many rounds it started, and when it last heard from a current leader.
+    _kb_pre_vote: prevote.Round | None = None
+    _kb_pre_vote_won = False
+    _kb_pre_vote_rounds = 0
+    _kb_leader_heard: float | None = None
 
     def _kb_applied_own_term(self) -> bool:
         """A leader has applied the no-op pysyncobj appends when it is elected: everything
@@ -64,6 +75,7 @@ class TunedSyncObj(SyncObj):  # type: ignore[misc]
         # everything it appended since the last tick is synced before that.
         self._sync_journal()
         self._restart_election_timer_on_first_connection()
+        self._pre_vote_before_election()
         super()._onTick(timeToWait)
         ended = time.monotonic()
         self._kb_tick_end = ended
@@ -130,6 +142,72 @@ class TunedSyncObj(SyncObj):  # type: ignore[misc]
             self._SyncObj__raftElectionDeadline = monotonic_time() + self._SyncObj__generateRaftTimeout()
         self._kb_connected = connected
 
+    # ------------------------------------------------------------------ pre-vote
+    def _own_log_position(self) -> prevote.LogPosition:
+        return prevote.LogPosition(self._SyncObj__getCurrentLogTerm(), self._SyncObj__getCurrentLogIndex())
+
+    def _pre_vote_before_election(self) -> None:
+        """Runs before pysyncobj's tick, which calls an election once the election deadline
+        has passed. Unless a pre-vote round was just won, a passed deadline starts a round
+        instead and is moved one timeout on; a won round sets it back to 0, and the tick
+        after that calls the election. No round for a single member or when the leader
+        handed over (TimeoutNow: the others expect that election)."""
+        if self._SyncObj__raftState == _RAFT_STATE.LEADER or self._SyncObj__selfNode is None:
+            return
+        now = monotonic_time()
+        if self._SyncObj__raftElectionDeadline >= now:
+            return
+        others = list(self._SyncObj__otherNodes)
+        if not others or self._SyncObj__transferInProgress:
+            return
+        if self._kb_pre_vote_won:
+            self._kb_pre_vote_won = False
+            return
+        if not self._SyncObj__connectedToAnyone():
+            return  # pysyncobj waits for a connection before an election too
+        self._SyncObj__raftElectionDeadline = now + self._SyncObj__generateRaftTimeout()
+        round_id = self._kb_pre_vote_rounds + 1
+        self._kb_pre_vote_rounds = round_id
+        self._kb_pre_vote = prevote.Round(round_id, voters=len(others) + 1)
+        term = self._SyncObj__raftCurrentTerm + 1
+        for node in others:
+            self._SyncObj__transport.send(node, prevote.request(round_id, term, self._own_log_position()))
+
+    def _answer_pre_vote(self, node: Any, message: dict[str, Any]) -> None:
+        if self._SyncObj__selfNode is None:
+            return  # a read-only member has no vote
+        heard = self._kb_leader_heard
+        granted = prevote.grants(
+            candidate=prevote.candidate_position(message),
+            own=self._own_log_position(),
+            is_leader=bool(self._isLeader()),
+            seconds_since_leader=None if heard is None else monotonic_time() - heard,
+            min_election_timeout=self._SyncObj__conf.raftMinTimeout,
+        )
+        reply = prevote.reply(message["round"], self._SyncObj__raftCurrentTerm, granted)
+        self._SyncObj__transport.send(node, reply)
+
+    def _count_pre_vote(self, node: Any, message: dict[str, Any]) -> None:
+        if self._SyncObj__raftState == _RAFT_STATE.LEADER:
+            return  # a late reply
+        term = int(message.get("term", 0))
+        if term > self._SyncObj__raftCurrentTerm:
+            # As for any Raft reply with a higher term: adopt it (without a vote or a leader),
+            # so that the next campaign is not refused as stale.
+            self._SyncObj__setCurrentTerm(term, None)
+            self._SyncObj__raftLeader = None
+            self._SyncObj__setState(_RAFT_STATE.FOLLOWER)
+        current = self._kb_pre_vote
+        if current is not None and current.count(node, message):
+            log.info(
+                "pre-vote won (%d of %d members): calling an election",
+                len(current.granted) + 1,
+                current.voters,
+            )
+            self._kb_pre_vote = None
+            self._kb_pre_vote_won = True
+            self._SyncObj__raftElectionDeadline = 0
+
     def _SyncObj__sendNextNodeIdx(
         self, node: Any, reset: bool = False, nextNodeIdx: int | None = None, success: bool = False
     ) -> None:
@@ -162,9 +240,18 @@ class TunedSyncObj(SyncObj):  # type: ignore[misc]
         flight is sent again (measured: followers received 2-5x the committed entries).  A
         successful reply may only move the next index forward; a failed one (a conflict, a
         lost message) still resets it exactly as before."""
-        pipelined = (
-            message.get("type") == "next_node_idx" and message.get("success") and not message.get("reset")
-        )
+        kind = message.get("type")
+        if kind == prevote.REQUEST:
+            self._answer_pre_vote(node, message)
+            return
+        if kind == prevote.REPLY:
+            self._count_pre_vote(node, message)
+            return
+        if kind == "append_entries" and message.get("term", -1) >= self._SyncObj__raftCurrentTerm:
+            self._kb_leader_heard = monotonic_time()  # a current leader is alive
+            self._kb_pre_vote = None
+            self._kb_pre_vote_won = False
+        pipelined = kind == "next_node_idx" and message.get("success") and not message.get("reset")
         next_index = self._SyncObj__raftNextIndex
         before = next_index.get(node) if pipelined else None
         super()._SyncObj__onMessageReceived(node, message)

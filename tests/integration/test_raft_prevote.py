@@ -1,0 +1,172 @@
+"""Pre-vote against real pysyncobj 0.3.17 members (Kingbus's TunedSyncObj), in this process
+on 127.0.0.21-23: a follower cut off from the others for a few election timeouts must not
+depose the leader when it comes back.
+
+The cut is made in the transport (a `TCPTransport` subclass passed as `transportClass` drops
+every message to and from the cut-off member; the TCP connections stay up, as when a process
+is paused or a link loses everything). The same scenario runs with pre-vote switched off, where
+the returning member's higher term does depose the leader: proof that the scenario bites.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from pysyncobj import SyncObjConf, replicated
+from pysyncobj.transport import TCPTransport
+
+from kingbus.devenv.ports import free_port
+from kingbus.raft.tuned import TunedSyncObj
+
+HOSTS = ("127.0.0.21", "127.0.0.22", "127.0.0.23")
+CUT_SECONDS = 3.0  # 5-10 election timeouts of 0.3-0.6 s
+
+
+class CuttableTransport(TCPTransport):  # type: ignore[misc]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.cut: set[str] = set()  # ids of members whose messages are dropped, both ways
+
+    def _onMessageReceived(self, node: Any, message: dict[str, Any]) -> None:
+        if node.id not in self.cut:
+            super()._onMessageReceived(node, message)
+
+    def send(self, node: Any, message: dict[str, Any]) -> Any:
+        return True if node.id in self.cut else super().send(node, message)
+
+
+class Items(TunedSyncObj):
+    def __init__(self, address: str, peers: list[str], conf: SyncObjConf) -> None:
+        self.items: list[str] = []
+        super().__init__(address, peers, conf, transportClass=CuttableTransport)
+
+    @replicated  # type: ignore[untyped-decorator]
+    def add(self, value: str) -> None:
+        self.items.append(value)
+
+    @property
+    def transport(self) -> CuttableTransport:
+        transport: CuttableTransport = self._SyncObj__transport
+        return transport
+
+    @property
+    def term(self) -> int:
+        return int(self.raftCurrentTerm)
+
+
+class ItemsWithoutPreVote(Items):
+    def _pre_vote_before_election(self) -> None:
+        """pysyncobj's own behaviour: the election is called when the deadline passes."""
+
+
+@contextlib.contextmanager
+def members(tmp_path: Path, cls: type[Items]) -> Iterator[list[Items]]:
+    addresses = [f"{h}:{free_port(h)}" for h in HOSTS]
+    nodes: list[Items] = []
+    try:
+        for address in addresses:
+            conf = SyncObjConf(
+                password="prevote-test",
+                autoTick=True,
+                appendEntriesPeriod=0.05,
+                raftMinTimeout=0.3,
+                raftMaxTimeout=0.6,
+                connectionTimeout=3.5,
+                connectionRetryTime=0.3,
+                leaderFallbackTimeout=10.0,
+                logCompactionMinEntries=10**9,
+                logCompactionMinTime=10**9,
+            )
+            nodes.append(cls(address, [a for a in addresses if a != address], conf))
+        yield nodes
+    finally:
+        for node in nodes:
+            node.destroy_synchronous()
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def settled_leader(nodes: list[Items]) -> Items:
+    """A leader that every member follows at its term."""
+
+    def settled() -> bool:
+        leaders = [n for n in nodes if n._isLeader()]
+        return (
+            len(leaders) == 1
+            and all(n.term == leaders[0].term for n in nodes)
+            and all(n._getLeader() is not None for n in nodes)
+        )
+
+    wait_for(settled, "a leader every member follows")
+    (leader,) = [n for n in nodes if n._isLeader()]
+    return leader
+
+
+def cut_then_heal(nodes: list[Items]) -> dict[str, Any]:
+    """Cuts a follower off for CUT_SECONDS while the leader commits, heals, lets it catch up."""
+    leader = settled_leader(nodes)
+    term = leader.term
+    follower = next(n for n in nodes if n is not leader)
+    others = [n for n in nodes if n is not follower]
+    follower.transport.cut.update(n.selfNode.id for n in others)
+    for n in others:
+        n.transport.cut.add(follower.selfNode.id)
+    deadline = time.monotonic() + CUT_SECONDS
+    i = 0
+    while time.monotonic() < deadline:
+        settled_leader(others).add(f"item-{i}", sync=True, timeout=10)
+        i += 1
+        time.sleep(0.1)
+    term_while_cut = follower.term
+    for n in nodes:
+        n.transport.cut.clear()
+    wait_for(lambda: all(len(n.items) == i for n in nodes), "every member to apply every item")
+    time.sleep(1.0)  # a few more timeouts: a deposed leader or a new election would show now
+    after = settled_leader(nodes)
+    return {
+        "term": term,
+        "term_while_cut": term_while_cut,
+        "leader_kept": after is leader,
+        "term_after": after.term,
+        "items_equal": all(n.items == nodes[0].items for n in nodes),
+    }
+
+
+def test_a_follower_cut_off_and_back_does_not_depose_the_leader(tmp_path: Path) -> None:
+    with members(tmp_path, Items) as nodes:
+        seen = cut_then_heal(nodes)
+    assert seen["term_while_cut"] == seen["term"], seen  # pre-vote refused: no term raised
+    assert seen["leader_kept"] and seen["term_after"] == seen["term"], seen
+    assert seen["items_equal"], seen
+
+
+def test_without_pre_vote_the_same_cut_deposes_the_leader(tmp_path: Path) -> None:
+    with members(tmp_path, ItemsWithoutPreVote) as nodes:
+        seen = cut_then_heal(nodes)
+    assert seen["term_while_cut"] > seen["term"], seen
+    assert seen["term_after"] > seen["term"], seen  # the returning member's term won out
+    assert seen["items_equal"], seen
+
+
+def test_members_still_elect_a_leader_when_the_leader_goes(tmp_path: Path) -> None:
+    with members(tmp_path, Items) as nodes:
+        first = settled_leader(nodes)
+        first.add("before", sync=True, timeout=10)
+        first.destroy_synchronous()
+        rest = [n for n in nodes if n is not first]
+        wait_for(lambda: any(n._isLeader() for n in rest), "a new leader among the two left")
+        second = next(n for n in rest if n._isLeader())
+        second.add("after", sync=True, timeout=10)
+        wait_for(lambda: all(n.items == ["before", "after"] for n in rest), "both to apply both items")
+        nodes.remove(first)  # destroyed already
