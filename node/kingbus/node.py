@@ -492,6 +492,7 @@ class Node:
 
     async def _metrics_loop(self) -> None:
         attempts_seen = 0
+        pre_votes_seen = 0
         while True:
             await asyncio.sleep(1.0)
             raft = self.raft
@@ -505,6 +506,10 @@ class Node:
             self.metrics.set_source_state(str(source.get("state", "stopped")))
             self.metrics.source_lag_seconds.set(float(str(source.get("lag_seconds", 0.0))))
             self.metrics.set_store(nbytes=self.store.total_bytes, files=len(self.store.segments()))
+            pre_votes = raft.pre_vote_rounds()
+            if pre_votes > pre_votes_seen:
+                self.metrics.raft_pre_vote_rounds.inc(pre_votes - pre_votes_seen)
+                pre_votes_seen = pre_votes
             if self.syncer is not None and self.syncer.attempts > attempts_seen:
                 self.metrics.source_reconnects.inc(self.syncer.attempts - attempts_seen)
                 attempts_seen = self.syncer.attempts

@@ -45,6 +45,12 @@ class Metrics:
         self.raft_leader_changes = Counter(
             "kingbus_raft_leader_changes", "Leader changes seen by this node", registry=r
         )
+        self.raft_pre_vote_rounds = Counter(
+            "kingbus_raft_pre_vote_rounds",
+            "Pre-vote rounds this member started: each is an election timeout without a leader heard "
+            "(a steady rise on one member points at its network or a paused process)",
+            registry=r,
+        )
         self.committed_transactions = Counter(
             "kingbus_committed_transactions", "Transactions committed through Raft and stored", registry=r
         )

@@ -194,13 +194,22 @@ class Member:
 
 
 class Cluster:
-    def __init__(self, base: Path, size: int = 3) -> None:
+    def __init__(
+        self,
+        base: Path,
+        size: int = 3,
+        *,
+        hosts: list[str] | None = None,
+        ports: tuple[int, int, int] | None = None,
+    ) -> None:
+        """Members on 127.0.0.1.. with free ports, or on `hosts` with the same (raft, admin,
+        mysql) `ports` each (members in network namespaces of their own)."""
         self.base = base
         self.members: list[Member] = []
-        hosts = [f"127.0.0.{i + 1}" for i in range(size)]
-        ports = [(free_port(h), free_port(h), free_port(h)) for h in hosts]
-        raft_addresses = [f"{h}:{p[0]}" for h, p in zip(hosts, ports, strict=True)]
-        for i, (host, (raft_port, admin_port, mysql_port)) in enumerate(zip(hosts, ports, strict=True)):
+        hosts = hosts or [f"127.0.0.{i + 1}" for i in range(size)]
+        ports_of = [ports or (free_port(h), free_port(h), free_port(h)) for h in hosts]
+        raft_addresses = [f"{h}:{p[0]}" for h, p in zip(hosts, ports_of, strict=True)]
+        for i, (host, (raft_port, admin_port, mysql_port)) in enumerate(zip(hosts, ports_of, strict=True)):
             self.members.append(
                 Member(
                     name=f"kb-{i}",

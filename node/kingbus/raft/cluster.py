@@ -436,6 +436,10 @@ class RaftMember:
     def term(self) -> int:
         return int(self._obj.raftCurrentTerm)
 
+    def pre_vote_rounds(self) -> int:
+        """Pre-vote rounds this member started since it was started."""
+        return int(self._obj._kb_pre_vote_rounds)
+
     def commit_index(self) -> int:
         return int(self._obj.raftCommitIndex)
 
