@@ -21,7 +21,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 def _run(*argv: str) -> None:
@@ -35,7 +35,6 @@ class Namespaces:
     tag: str
     subnet: str  # the first three octets, e.g. "10.201.7"
     size: int
-    made: list[str] = field(default_factory=list)
 
     @property
     def hub(self) -> str:
@@ -58,7 +57,6 @@ class Namespaces:
 
     def create(self) -> None:
         _run("ip", "netns", "add", self.hub)
-        self.made.append(self.hub)
         hub = ("ip", "netns", "exec", self.hub)
         _run(*hub, "ip", "link", "add", "br0", "type", "bridge")
         _run(*hub, "ip", "link", "set", "br0", "up")
@@ -66,7 +64,6 @@ class Namespaces:
         self._plug(None, f"{self.tag}-r", self.root_address)
         for i in range(self.size):
             _run("ip", "netns", "add", self.name(i))
-            self.made.append(self.name(i))
             self._plug(self.name(i), f"{self.tag}-{i}", self.address(i))
 
     def _plug(self, netns: str | None, host_end: str, address: str) -> None:
@@ -98,11 +95,11 @@ class Namespaces:
         _run(*within, "-F", "OUTPUT")
 
     def remove(self) -> None:
-        # Deleting a namespace deletes its veth ends, and with them their peers.
+        """Deletes what this tag names, made here or not; deleting a namespace deletes its
+        veth ends, and with them their peers."""
         subprocess.run(["ip", "link", "del", f"{self.tag}-r"], capture_output=True, check=False)
-        for netns in reversed(self.made):
+        for netns in [*(self.name(i) for i in range(self.size)), self.hub]:
             subprocess.run(["ip", "netns", "del", netns], capture_output=True, check=False)
-        self.made.clear()
 
 
 @contextmanager
@@ -111,6 +108,7 @@ def namespaces(size: int) -> Iterator[Namespaces]:
     runs side by side do not collide), removed at the end whatever happens."""
     pid = os.getpid()
     spaces = Namespaces(tag=f"kb{pid % 100000}", subnet=f"10.{200 + pid % 50}.{pid % 250}", size=size)
+    spaces.remove()  # left over by a run of a process with the same number that was killed
     try:
         spaces.create()
         yield spaces

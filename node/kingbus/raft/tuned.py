@@ -239,7 +239,10 @@ class TunedSyncObj(SyncObj):  # type: ignore[misc]
         the position it just acknowledged on every successful reply, so everything still in
         flight is sent again (measured: followers received 2-5x the committed entries).  A
         successful reply may only move the next index forward; a failed one (a conflict, a
-        lost message) still resets it exactly as before."""
+        lost message) still resets it exactly as before.
+
+        Also the pre-vote messages, which pysyncobj does not know, are answered and counted
+        here, and an append_entries of a current leader is noted (the pre-vote lease)."""
         kind = message.get("type")
         if kind == prevote.REQUEST:
             self._answer_pre_vote(node, message)
