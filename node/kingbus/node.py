@@ -328,7 +328,7 @@ class Node:
         except NotLeaderError:
             raise api_errors.NotLeader(self.leader_admin_url()) from None
         except RaftError as exc:
-            raise api_errors.Unavailable(exc.reason) from None
+            raise api_errors.Unavailable(exc.reason, retryable=exc.nothing_done) from None
 
     async def set_source(self, spec: SourceSpec, *, initial: bool = False) -> None:
         """`initial`: the configuration file's source, which the state machine applies only

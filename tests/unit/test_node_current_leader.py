@@ -11,11 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pysyncobj import FAIL_REASON
 
 from kingbus.api import errors as api_errors
 from kingbus.config import load_config
 from kingbus.node import Node
 from kingbus.raft import entries
+from kingbus.raft.cluster import RaftError, nothing_done
 
 
 def _source(tls: str, *, running: bool = True) -> entries.SourceConfig:
@@ -109,3 +111,36 @@ async def test_a_leader_that_never_catches_up_answers_retryable_503_and_proposes
         assert caught.value.retryable
         assert "earlier terms" in caught.value.reason
     assert leader.proposed == []
+
+
+class RefusingLeader(FreshLeader):
+    def __init__(self, node: Node, error: RaftError) -> None:
+        super().__init__(node, [], polls_until_current=0)
+        self.error = error
+
+    def propose_and_wait(self, payload: bytes) -> None:
+        raise self.error
+
+
+@pytest.mark.parametrize("left_nothing", [True, False])
+async def test_a_failed_proposal_is_retryable_only_when_nothing_was_done(
+    node: Node, left_nothing: bool
+) -> None:
+    node.machine.apply(entries.encode(_source("required")))
+    error = RaftError("the entry was discarded by a leader change", nothing_done=left_nothing)
+    node.raft = RefusingLeader(node, error)  # type: ignore[assignment]
+    with pytest.raises(api_errors.Unavailable) as caught:
+        await node.stop_source()
+    assert caught.value.retryable is left_nothing
+    assert caught.value.reason == "the entry was discarded by a leader change"
+
+
+def test_pysyncobj_failures_that_leave_nothing_behind() -> None:
+    assert {code for code in range(16) if nothing_done(code)} == {
+        FAIL_REASON.QUEUE_FULL,
+        FAIL_REASON.MISSING_LEADER,
+        FAIL_REASON.NOT_LEADER,
+        FAIL_REASON.DISCARDED,
+    }
+    assert not nothing_done(FAIL_REASON.LEADER_CHANGED)  # a forwarded command's fate is unknown
+    assert not nothing_done(FAIL_REASON.SUCCESS)

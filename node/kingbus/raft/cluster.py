@@ -47,11 +47,13 @@ MANIFEST_VERSION = 1
 
 
 class RaftError(Exception):
-    """A Raft operation did not succeed; `reason` says why in words."""
+    """A Raft operation did not succeed; `reason` says why in words. `nothing_done`: the
+    entry is certainly not in the log and never will be (asking again cannot apply it twice)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, nothing_done: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.nothing_done = nothing_done
 
 
 class NotLeaderError(RaftError):
@@ -111,6 +113,19 @@ logging.getLogger("pysyncobj.syncobj").addFilter(_KeptTailFilter())
 
 
 RECENT_ENTRY_BYTES = 48 * 1024 * 1024
+
+
+# pysyncobj 0.3.17's failures that leave nothing behind: the command was never appended
+# (queue full, no leader, not the leader), or its log slot was taken by another leader's entry
+# (DISCARDED, reported when that slot is applied). LEADER_CHANGED is not among them: it ends
+# a wait for a forwarded command whose fate is unknown.
+_NOTHING_DONE = frozenset(
+    {FAIL_REASON.QUEUE_FULL, FAIL_REASON.MISSING_LEADER, FAIL_REASON.NOT_LEADER, FAIL_REASON.DISCARDED}
+)
+
+
+def nothing_done(code: int) -> bool:
+    return code in _NOTHING_DONE
 
 
 def _fail_text(code: int) -> str:
@@ -308,17 +323,17 @@ class RaftMember:
 
     def propose_and_wait(self, payload: bytes, timeout: float = 10.0) -> None:
         done = threading.Event()
-        outcome: list[str | None] = []
+        outcome: list[int] = []
 
-        def callback(reason: str | None) -> None:
-            outcome.append(reason)
+        def callback(_result: Any, error: int) -> None:
+            outcome.append(error)
             done.set()
 
-        self.propose(payload, callback)
+        self._obj.apply_entry(payload, callback=callback)
         if not done.wait(timeout):
             raise RaftError(f"no Raft commit within {timeout:.0f}s")
-        if outcome[0] is not None:
-            raise RaftError(outcome[0])
+        if outcome[0] != FAIL_REASON.SUCCESS:
+            raise RaftError(_fail_text(outcome[0]), nothing_done=nothing_done(outcome[0]))
 
     # ------------------------------------------------------------------ membership
     def _call(
