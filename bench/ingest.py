@@ -57,7 +57,7 @@ from typing import Any
 
 import pymysql
 
-from bench import procstats, profiling
+from bench import disk, procstats, profiling
 from bench.procstats import CpuMeter, disk_counters, loopback_bytes, vm_rss
 from bench.report import format_report
 from bench.results import KingbusRun, MiB, NodeFigures, PhaseResult, PipelineSamples, PreloadedSource, Rate
@@ -480,6 +480,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--skip-replica", action="store_true", help="measure Kingbus only")
     parser.add_argument("--only", choices=("small", "large"), default=None, help="run one phase")
+    parser.add_argument(
+        "--skip-disk",
+        action="store_true",
+        help="skip the durable-write ceiling of the disk (bench.disk, ~10 s after the large load)",
+    )
     parser.add_argument("--timeout", type=float, default=300, help="seconds allowed per measurement")
     parser.add_argument("--max-seconds", type=float, default=None, help="abort the whole run after this")
     parser.add_argument("--work-dir", type=Path, default=None, help="scratch directory (default: temp)")
@@ -589,6 +594,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             stored = min(n.store_bytes for n in large.kingbus.nodes)
             verdict = "yes" if stored >= args.rss_gb * GiB else "NO"
             print(f"\n  every member stored >= {args.rss_gb:g} GiB before the 'after' RSS: {verdict}")
+            if not args.skip_disk:
+                # After the phases, so it competes with nothing: what the large figure is up against.
+                log("measuring the disk's durable-write ceiling")
+                rates = [
+                    disk.measure(args.work_dir, writers=w, bytes_per_writer=256 * MiB, chunk_bytes=2 * MiB)
+                    for w in (3, 6)
+                ]
+                print()
+                print("\n".join(disk.report_lines(rates)))
         log("done")
         return 0
     except (KeyboardInterrupt, Aborted) as exc:

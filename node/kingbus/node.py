@@ -493,6 +493,7 @@ class Node:
     async def _metrics_loop(self) -> None:
         attempts_seen = 0
         pre_votes_seen = 0
+        held_seen = 0
         while True:
             await asyncio.sleep(1.0)
             raft = self.raft
@@ -510,6 +511,10 @@ class Node:
             if pre_votes > pre_votes_seen:
                 self.metrics.raft_pre_vote_rounds.inc(pre_votes - pre_votes_seen)
                 pre_votes_seen = pre_votes
+            held = raft.sends_held()
+            if held > held_seen:
+                self.metrics.raft_sends_held.inc(held - held_seen)
+                held_seen = held
             if self.syncer is not None and self.syncer.attempts > attempts_seen:
                 self.metrics.source_reconnects.inc(self.syncer.attempts - attempts_seen)
                 attempts_seen = self.syncer.attempts

@@ -51,6 +51,12 @@ class Metrics:
             "(a steady rise on one member points at its network or a paused process)",
             registry=r,
         )
+        self.raft_sends_held = Counter(
+            "kingbus_raft_sends_held",
+            "Times the leader sent a follower nothing more because what it had queued for it was over "
+            "the send window (a steady rise means a follower that reads slower than the source writes)",
+            registry=r,
+        )
         self.committed_transactions = Counter(
             "kingbus_committed_transactions", "Transactions committed through Raft and stored", registry=r
         )

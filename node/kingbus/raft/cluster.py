@@ -455,6 +455,10 @@ class RaftMember:
         """Pre-vote rounds this member started since it was started."""
         return int(self._obj._kb_pre_vote_rounds)
 
+    def sends_held(self) -> int:
+        """Times, as leader, this member held back sends to a follower over the send window."""
+        return int(self._obj._kb_sends_held)
+
     def commit_index(self) -> int:
         return int(self._obj.raftCommitIndex)
 

@@ -17,6 +17,13 @@ keeps them as `bytes`: every queued message copies the whole pending output, eve
 megabytes of entries in flight to a follower, quadratic copying that cost the leader more
 than the work itself on large transactions.
 
+And it keeps sending what the socket could not take at once.  pysyncobj asks its poller to
+report a connection writable only from inside a "writable" event, and drops the request when
+the buffer is empty then; `send` itself never asks.  So once a follower had caught up, output
+left over by a later `send` went out only with the next `send` to that follower (a heartbeat,
+up to appendEntriesPeriod later), and a follower the leader stopped sending to (flow control,
+`kingbus.raft.tuned`) was never sent the rest at all: its connection stalled mid-message.
+
 This module keeps the framing (a 4-byte length, then the payload) and the message contents,
 and changes only how a message becomes bytes: pickle protocol 5 (bytes stay raw), no
 compression, and AES-256-GCM (one authenticated pass) keyed from the cluster password.  The
@@ -91,6 +98,19 @@ def _send(self: Any, message: Any) -> None:
     buffer += struct.pack("i", len(data))
     buffer += data
     self._TcpConnection__trySendBuffer()
+    _want_writable_while_queued(self)
+
+
+def _want_writable_while_queued(self: Any) -> None:
+    """Output is left over: have the poller report the socket writable, so the rest is sent as
+    soon as the peer takes it (pysyncobj's writable handler re-subscribes without WRITE once
+    the buffer is empty, so an idle connection is not polled for writing)."""
+    if not self._TcpConnection__writeBuffer:
+        return
+    fileno = self._TcpConnection__fileno
+    if fileno is None or self.state != _CONNECTED:
+        return
+    self._TcpConnection__poller.subscribe(fileno, self._TcpConnection__processConnection, _READ_WRITE_ERROR)
 
 
 def _process_send(self: Any) -> bool:
@@ -166,6 +186,7 @@ def check() -> None:
         "_TcpConnection__processParseMessage",
         "_TcpConnection__trySendBuffer",
         "_TcpConnection__processSend",
+        "_TcpConnection__processConnection",
     ):
         if not hasattr(conn, name):
             raise RuntimeError(f"pysyncobj TcpConnection has no {name}: the transport patch needs 0.3.17")
@@ -173,6 +194,16 @@ def check() -> None:
         raise RuntimeError("pysyncobj.pickle has no __protocol: the command pickling patch needs 0.3.17")
     if not hasattr(pysyncobj.syncobj, "getEncryptor"):
         raise RuntimeError("pysyncobj.syncobj.getEncryptor is missing: the transport patch needs 0.3.17")
+
+
+def _poll_constants() -> tuple[int, int]:
+    from pysyncobj.poller import POLL_EVENT_TYPE
+    from pysyncobj.tcp_connection import CONNECTION_STATE
+
+    return CONNECTION_STATE.CONNECTED, POLL_EVENT_TYPE.READ | POLL_EVENT_TYPE.WRITE | POLL_EVENT_TYPE.ERROR
+
+
+_CONNECTED, _READ_WRITE_ERROR = _poll_constants()
 
 
 def install() -> None:

@@ -15,6 +15,9 @@ internals belong to.
   which then does not wait in its poll, so heartbeats and replies keep flowing.
 * Pre-vote (`kingbus.raft.prevote`): an election is called only after a majority said it
   could be won, so a member that was cut off does not depose a live leader when it returns.
+* Flow control: the leader sends nothing more to a follower while what it already queued for
+  that follower's connection exceeds `SEND_WINDOW_BYTES`, so a slow follower costs the
+  leader a bounded buffer instead of a copy of everything it has not read yet.
 
 A SyncObj whose journal has no ``sync``/``unsynced`` (pysyncobj's own journals) is left alone
 by the group-commit hooks.
@@ -29,6 +32,7 @@ from typing import Any
 from pysyncobj import SyncObj
 from pysyncobj.monotonic import monotonic as monotonic_time
 from pysyncobj.syncobj import _RAFT_STATE
+from pysyncobj.tcp_connection import CONNECTION_STATE
 
 from kingbus.raft import prevote
 
@@ -44,6 +48,14 @@ SLOW_TICK_REPORT_SECONDS = 10.0
 # election (measured: 2-3 elections in a 7 s small-transaction benchmark).
 APPLY_BUDGET_SECONDS = 0.05
 _APPLY_STEP = 2  # entries per step: a step is the unit the budget is checked against
+# How much the leader may have queued, unsent, for one follower's connection before it stops
+# adding append_entries for that follower.  pysyncobj sends every entry from a follower's next
+# index on, each time it sends, whatever the connection still holds: a follower that reads
+# slower than the source writes (a slow disk, a busy machine) grew the leader's buffer by the
+# difference, without limit.  One send may still add up to pysyncobj's time limit for it
+# (appendEntriesPeriod) on top of the window.  The window is bytes the kernel could not take
+# yet: the socket's own buffer (sendBufferSize) comes before it.
+SEND_WINDOW_BYTES = 16 * 1024 * 1024
 
 
 class TunedSyncObj(SyncObj):  # type: ignore[misc]
@@ -54,6 +66,10 @@ class TunedSyncObj(SyncObj):  # type: ignore[misc]
     _kb_pre_vote_won = False
     _kb_pre_vote_rounds = 0
     _kb_leader_heard: float | None = None
+    # Flow control (tick thread only): sends to a follower skipped because its connection's
+    # queue was over the window.
+    kb_send_window_bytes = SEND_WINDOW_BYTES
+    _kb_sends_held = 0
 
     def _kb_applied_own_term(self) -> bool:
         """A leader has applied the no-op pysyncobj appends when it is elected: everything
@@ -226,13 +242,65 @@ class TunedSyncObj(SyncObj):  # type: ignore[misc]
         instance for the duration of the call; only the tick thread, which runs this, sends.
         """
         wanted: list[bool] = []
-        self._SyncObj__sendAppendEntries = lambda: wanted.append(True)
+        self._SyncObj__sendAppendEntries = lambda: wanted.append(True)  # type: ignore[method-assign]
         try:
             super()._checkCommandsToApply()
         finally:
             del self._SyncObj__sendAppendEntries
         if wanted:
+            self._SyncObj__sendAppendEntries()
+
+    # ------------------------------------------------------------------ flow control
+    def _queued_bytes(self, node: Any) -> int:
+        """Bytes the leader queued for `node` that its connection could not send yet."""
+        connection = self._SyncObj__transport._connections.get(node)
+        return 0 if connection is None else len(connection._TcpConnection__writeBuffer)
+
+    def _over_window(self, node: Any) -> bool:
+        return self._queued_bytes(node) >= self.kb_send_window_bytes
+
+    def _is_connected(self, node: Any) -> bool:
+        connection = self._SyncObj__transport._connections.get(node)
+        return connection is not None and connection.state == CONNECTION_STATE.CONNECTED
+
+    def _SyncObj__sendAppendEntries(self) -> None:
+        """pysyncobj's send to every connected follower, but none to a follower whose queue is
+        over the window, and no more to one once a message puts it over.
+
+        pysyncobj's loop skips a follower that is not in its connected set and stops sending
+        to one that leaves the set after a message (it checks, to notice a connection that
+        broke): a held follower leaves the set for the length of the call and returns after
+        it.  Nothing else reads the set meanwhile (the call runs on the tick thread).  A
+        follower being sent a snapshot is never held: pysyncobj would cancel the transfer.
+        A held follower still gets what is queued for it, which carries the leader's term and
+        commit index as heartbeats do; the queue is bounded by the window plus one message
+        (appendEntriesBatchSizeBytes)."""
+        if not self._isLeader():
             SyncObj._SyncObj__sendAppendEntries(self)
+            return
+        connected = self._SyncObj__connectedNodes
+        transport = self._SyncObj__transport
+        held = {node for node in connected if self._over_window(node)}
+        if held:
+            first_index = self._SyncObj__raftLog[0][1]
+            held = {node for node in held if self._SyncObj__raftNextIndex.get(node, 0) > first_index}
+        send = transport.send
+
+        def send_within_window(node: Any, message: dict[str, Any]) -> Any:
+            sent = send(node, message)
+            if node in connected and "serialized" not in message and self._over_window(node):
+                connected.discard(node)
+                held.add(node)
+            return sent
+
+        connected.difference_update(held)
+        transport.send = send_within_window  # on the instance, for this call only
+        try:
+            SyncObj._SyncObj__sendAppendEntries(self)
+        finally:
+            del transport.send
+            self._kb_sends_held += len(held)
+            connected.update(node for node in held if self._is_connected(node))
 
     def _SyncObj__onMessageReceived(self, node: Any, message: Any) -> None:
         """Keeps the leader's pipelining: pysyncobj 0.3.17 sets a follower's next index back to

@@ -4,37 +4,60 @@ pysyncobj's poller are not under test here; real clusters in tests/integration u
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
+from pysyncobj.poller import POLL_EVENT_TYPE
+from pysyncobj.tcp_connection import CONNECTION_STATE
 
 from kingbus.raft import transport
 
 
 class FakeSocket:
-    def __init__(self, chunk: int) -> None:
+    def __init__(self, chunk: int, room: int | None = None) -> None:
         self.chunk = chunk
+        self.room = room  # bytes the kernel would take before EAGAIN (None: unlimited)
         self.sent = bytearray()
 
     def send(self, data: bytes) -> int:
         n = min(self.chunk, len(data))
+        if self.room is not None:
+            if self.room == 0:
+                raise BlockingIOError(errno.EAGAIN, "would block")
+            n = min(n, self.room)
+            self.room -= n
         self.sent += bytes(data[:n])
         return n
+
+
+class FakePoller:
+    def __init__(self) -> None:
+        self.subscriptions: dict[int, int] = {}
+
+    def subscribe(self, descr: int, callback: Any, event_mask: int) -> None:
+        self.subscriptions[descr] = event_mask
 
 
 class FakeConnection:
     """The attributes and methods of pysyncobj's TcpConnection that the patch touches."""
 
-    def __init__(self, password: str, *, chunk: int = 1 << 30) -> None:
+    def __init__(self, password: str, *, chunk: int = 1 << 30, room: int | None = None) -> None:
         self.sendRandKey: Any = None
         self.recvRandKey: Any = None
         self.encryptor = transport.AeadEncryptor(password)
         self.recvLastTimestamp = 0
         self._TcpConnection__writeBuffer: bytes | bytearray = b""
         self._TcpConnection__readBuffer: bytes | bytearray = b""
-        self._TcpConnection__socket = FakeSocket(chunk)
+        self._TcpConnection__socket = FakeSocket(chunk, room)
+        self._TcpConnection__fileno: int | None = 7
+        self._TcpConnection__poller = FakePoller()
+        self.state = CONNECTION_STATE.CONNECTED
         self.disconnected = False
+
+    def _TcpConnection__processConnection(self, descr: int, event_type: int) -> None:
+        raise AssertionError("only the real poller calls it")
 
     def disconnect(self) -> None:
         self.disconnected = True
@@ -112,3 +135,27 @@ def test_emptied_buffers_do_not_keep_their_peak_capacity() -> None:
     assert len(receiver.messages()) == 1
     buffer = receiver._TcpConnection__readBuffer
     assert buffer == bytearray() and buffer.__sizeof__() < 1024
+
+
+def test_output_the_socket_could_not_take_is_polled_for_until_sent() -> None:
+    """pysyncobj's `send` never asks the poller for "writable": what a full socket left in the
+    buffer waited for the next send, and a follower held back by flow control got none."""
+    conn = FakeConnection("secret", room=100)
+    transport._send(conn, {"type": "append_entries", "entries": b"x" * 1000})
+    assert conn._TcpConnection__writeBuffer  # the socket took 100 bytes
+    mask = conn._TcpConnection__poller.subscriptions[7]
+    assert mask & POLL_EVENT_TYPE.WRITE and mask & POLL_EVENT_TYPE.READ and mask & POLL_EVENT_TYPE.ERROR
+
+
+def test_a_connection_that_sent_everything_is_not_polled_for_writing() -> None:
+    conn = FakeConnection("secret")
+    transport._send(conn, {"type": "append_entries", "entries": b"x" * 1000})
+    assert not conn._TcpConnection__writeBuffer
+    assert conn._TcpConnection__poller.subscriptions == {}
+
+
+def test_a_disconnected_connection_is_not_subscribed() -> None:
+    conn = FakeConnection("secret", room=0)
+    conn.state = CONNECTION_STATE.DISCONNECTED
+    transport._send(conn, {"type": "heartbeat"})
+    assert conn._TcpConnection__poller.subscriptions == {}
