@@ -598,13 +598,16 @@ class MySQLServer:
         password: str = "replpass",
         start: bool = True,
         ssl: bool = False,
+        compression: str = "uncompressed",
     ) -> None:
-        """Make this server a GTID auto-positioned replica of ``host:port`` (a MySQL or a Kingbus node)."""
+        """Make this server a GTID auto-positioned replica of ``host:port`` (a MySQL or a Kingbus
+        node). ``compression`` is SOURCE_COMPRESSION_ALGORITHMS ("zlib", "zstd", ...)."""
         self.execute(
             "CHANGE REPLICATION SOURCE TO SOURCE_HOST=%s, SOURCE_PORT=%s, SOURCE_USER=%s, "
             "SOURCE_PASSWORD=%s, SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1, "
-            f"SOURCE_SSL={int(ssl)}, SOURCE_CONNECT_RETRY=1, SOURCE_RETRY_COUNT=3600",
-            (host, port, user, password),
+            f"SOURCE_SSL={int(ssl)}, SOURCE_CONNECT_RETRY=1, SOURCE_RETRY_COUNT=3600, "
+            "SOURCE_COMPRESSION_ALGORITHMS=%s",
+            (host, port, user, password, compression),
         )
         if start:
             self.execute("START REPLICA")

@@ -50,8 +50,10 @@ class Capability(enum.IntFlag):
 
 # What this server offers. SSL is added by the adapter when it has a certificate -- and it
 # should always have one: a MySQL 9.7 replica with default settings (no SOURCE_SSL=0) refuses a
-# source that does not offer CLIENT_SSL (error 2026, see test_protocol_real_mysql). Deliberately
-# absent: QUERY_ATTRIBUTES (changes COM_QUERY framing), COMPRESS / ZSTD (not implemented),
+# source that does not offer CLIENT_SSL (error 2026, see test_protocol_real_mysql). COMPRESS and
+# ZSTD_COMPRESSION_ALGORITHM: a replica with SOURCE_COMPRESSION_ALGORITHMS='zlib' (or 'zstd')
+# refuses a source that offers neither (error 2066, "wrongly configured compression
+# algorithm"). Deliberately absent: QUERY_ATTRIBUTES (changes COM_QUERY framing),
 # MULTI_STATEMENTS (the SQL classifier handles one statement), SESSION_TRACK,
 # OPTIONAL_RESULTSET_METADATA (change result-set framing).
 SERVER_CAPABILITIES: Final = (
@@ -67,6 +69,8 @@ SERVER_CAPABILITIES: Final = (
     | Capability.CONNECT_ATTRS
     | Capability.PLUGIN_AUTH_LENENC_CLIENT_DATA
     | Capability.DEPRECATE_EOF
+    | Capability.COMPRESS
+    | Capability.ZSTD_COMPRESSION_ALGORITHM
 )
 
 

@@ -234,7 +234,7 @@ def encode_handshake_response(response: HandshakeResponse) -> bytes:
         block = b"".join(wire.lenenc_str(key) + wire.lenenc_str(value) for key, value in response.attributes)
         parts.append(wire.lenenc_bytes(block))
     if caps & Capability.ZSTD_COMPRESSION_ALGORITHM:
-        parts.append(wire.int1(response.zstd_level or 3))
+        parts.append(wire.int1(3 if response.zstd_level is None else response.zstd_level))
     return b"".join(parts)
 
 

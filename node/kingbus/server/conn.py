@@ -4,7 +4,8 @@ Before a possible TLS upgrade the server reads the raw socket itself, exactly up
 the client's first packet (``PacketReader.wanted``): a client sends its TLS ClientHello right
 behind the SSLRequest, and a greedy read would swallow it.  Then the accepted socket is
 handed to asyncio (``connect_accepted_socket``, with TLS when the client asked for it) and
-:class:`PacketConn` reads and writes whole payloads with sequence ids checked.
+:class:`PacketConn` reads and writes whole payloads with sequence ids checked -- through the
+compressed protocol (:mod:`kingbus.protocol.compression`) once the session has started it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import socket
 import ssl
 from collections.abc import Iterable
 
-from kingbus.protocol import framing
+from kingbus.protocol import compression, framing
 
 READ_SIZE = 1 << 16
 
@@ -48,6 +49,15 @@ class PacketConn:
         self.writer = writer
         self.packets = framing.PacketReader(max_payload=max_payload)
         self.bytes_sent = 0
+        self.codec: compression.Codec | None = None
+        self._inflater: compression.CompressedReader | None = None
+        self._compressed_seq = 0  # of the next compressed packet this side sends
+
+    def start_compression(self, codec: compression.Codec) -> None:
+        """From now on both directions are compressed packets (after the authentication's OK,
+        as in mysqld)."""
+        self.codec = codec
+        self._inflater = compression.CompressedReader(codec)
 
     @classmethod
     async def open(
@@ -67,12 +77,18 @@ class PacketConn:
             data = await self.reader.read(READ_SIZE)
             if not data:
                 raise PeerClosed("peer closed the connection")
+            if self._inflater is not None:
+                data = self._inflater.take_after(data)
+                if self._inflater.last_seq is not None:
+                    self._compressed_seq = (self._inflater.last_seq + 1) % 256
             self.packets.feed(data)
         return packet
 
     def write(self, payloads: Iterable[bytes], seq: int) -> int:
         """Queue payloads from sequence id ``seq``; returns the next sequence id."""
         data, next_seq = framing.frame_all(payloads, seq)
+        if self.codec is not None:
+            data, self._compressed_seq = compression.compress_stream(data, self._compressed_seq, self.codec)
         self.writer.write(data)
         self.bytes_sent += len(data)
         return next_seq

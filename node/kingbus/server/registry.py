@@ -29,7 +29,8 @@ class ReplicaInfo:
     gtid_set: str = ""
     file: str = ""
     position: int = 0
-    bytes_sent: int = 0
+    bytes_sent: int = 0  # on the wire: after compression, when the replica asked for it
+    compression: str | None = None  # "zlib", "zstd" or None
     caught_up: bool = False
     last_event_timestamp: int = 0
     connected_at: float = dataclasses.field(default_factory=time.time)
@@ -54,6 +55,7 @@ class ReplicaInfo:
             "file": self.file,
             "position": self.position,
             "bytes_sent": self.bytes_sent,
+            "compression": self.compression,
             "lag_seconds": self.lag_seconds(now),
             "connected_seconds": round(now - self.connected_at, 3),
         }

@@ -21,7 +21,7 @@ from collections.abc import Callable, MutableMapping
 from typing import TYPE_CHECKING
 
 from kingbus.binlog.gtids import GtidSet
-from kingbus.protocol import auth, commands, errors, framing, handshake, responses, sql
+from kingbus.protocol import auth, commands, compression, errors, framing, handshake, responses, sql
 from kingbus.protocol.constants import SERVER_CAPABILITIES, Capability
 from kingbus.protocol.errors import MySQLError, ProtocolError
 from kingbus.server import dumpplan, queries
@@ -112,6 +112,7 @@ class Session:
             if not isinstance(first, handshake.HandshakeResponse):
                 raise ProtocolError("a second SSLRequest after TLS started")
         self.caps = handshake.negotiate(caps, first.capabilities)
+        codec = compression.negotiated(self.caps, first.zstd_level)  # a bad zstd level ends it here
         authenticator = auth.Authenticator(
             users=server.accounts.credentials,
             nonce=nonce,
@@ -132,6 +133,8 @@ class Session:
             server.auth_rejected += 1
             return False
         server.auth_accepted += 1
+        if codec is not None:
+            self.conn.start_compression(codec)  # after the OK, which went uncompressed (as in mysqld)
         server.fast_auth.remember(step.outcome)
         self.user = step.outcome.user
         return True
@@ -220,6 +223,7 @@ class Session:
             gtid_set=str(replica_gtids) if replica_gtids is not None else "",
             report_host=self.registered.host if self.registered else "",
             report_port=self.registered.port if self.registered else 0,
+            compression=conn.codec.algorithm.value if conn.codec else None,
         )
         # Registered (and an older session of the same replica ended, as mysqld does) before
         # the start is planned: planning waits while the store is empty, and a replica that

@@ -189,7 +189,12 @@ def test_negotiate_is_the_intersection() -> None:
     assert handshake.negotiate(SERVER_CAPABILITIES, CLIENT_CAPS | Capability.QUERY_ATTRIBUTES) == (
         SERVER_CAPABILITIES & CLIENT_CAPS
     )
-    assert not SERVER_CAPABILITIES & (Capability.QUERY_ATTRIBUTES | Capability.COMPRESS | Capability.SSL)
+    assert not SERVER_CAPABILITIES & (Capability.QUERY_ATTRIBUTES | Capability.SSL)
+    # Both compression algorithms are offered (kingbus.protocol.compression).
+    assert (
+        SERVER_CAPABILITIES & Capability.COMPRESS
+        and SERVER_CAPABILITIES & Capability.ZSTD_COMPRESSION_ALGORITHM
+    )
 
 
 def test_decode_handshake_status_and_plugin() -> None:
