@@ -269,6 +269,7 @@ class Node:
                 "journal": raft.journal_stats(),
                 "snapshots": raft.snapshot_stats(),
                 "apply": dataclasses.asdict(self.machine.stats),
+                "followers": raft.followers(),
             },
             "syncer": self.syncer.pipeline() if self.syncer else {},
         }

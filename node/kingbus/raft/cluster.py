@@ -417,6 +417,34 @@ class RaftMember:
             parts.append(f"{node.address} matched {matched} next {next_index} {connected}")
         return "; ".join(parts)
 
+    def followers(self) -> list[dict[str, Any]]:
+        """On the leader, each follower's replication: matched and next index, whether it is
+        connected, and the bytes queued for it that its connection has not sent yet (held
+        under the send window, `kingbus.raft.tuned`). Empty on a follower."""
+        if not self.is_leader():
+            return []
+        status = self.status()
+        return [
+            {
+                "raft": str(node.address),
+                "connected": bool(self._obj.isNodeConnected(node)),
+                "match_index": int(status.get("match_idx_server_" + node.id, 0)),
+                "next_index": int(status.get("next_node_idx_server_" + node.id, 0)),
+                "send_queue_bytes": self._obj._queued_bytes(node),
+            }
+            for node in sorted(self._other_nodes(), key=lambda n: str(n.address))
+        ]
+
+    def _other_nodes(self) -> list[Any]:
+        """pysyncobj's set of the other members, copied from any thread (the tick thread
+        changes it on membership changes; a copy that met one is made again)."""
+        for _ in range(10):
+            try:
+                return list(self._obj.otherNodes)
+            except RuntimeError:  # "Set changed size during iteration"
+                time.sleep(0.001)
+        return list(self._obj.otherNodes)
+
     def _require_leader(self) -> None:
         if not self.is_leader():
             raise NotLeaderError("this member is not the Raft leader")

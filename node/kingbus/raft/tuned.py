@@ -52,9 +52,10 @@ _APPLY_STEP = 2  # entries per step: a step is the unit the budget is checked ag
 # adding append_entries for that follower.  pysyncobj sends every entry from a follower's next
 # index on, each time it sends, whatever the connection still holds: a follower that reads
 # slower than the source writes (a slow disk, a busy machine) grew the leader's buffer by the
-# difference, without limit.  One send may still add up to pysyncobj's time limit for it
-# (appendEntriesPeriod) on top of the window.  The window is bytes the kernel could not take
-# yet: the socket's own buffer (sendBufferSize) comes before it.
+# difference, without limit.  The message that crosses the window is still queued, so the
+# queue stays under the window plus one message (appendEntriesBatchSizeBytes, which pysyncobj
+# exceeds by the entry that crosses it).  The window is bytes the kernel could not take yet:
+# the socket's own buffer (sendBufferSize) comes first.
 SEND_WINDOW_BYTES = 16 * 1024 * 1024
 
 
@@ -70,6 +71,7 @@ class TunedSyncObj(SyncObj):  # type: ignore[misc]
     # queue was over the window.
     kb_send_window_bytes = SEND_WINDOW_BYTES
     _kb_sends_held = 0
+    _kb_held_now: set[Any] = set()  # followers out of pysyncobj's connected set for one send
 
     def _kb_applied_own_term(self) -> bool:
         """A leader has applied the no-op pysyncobj appends when it is elected: everything
@@ -273,8 +275,7 @@ class TunedSyncObj(SyncObj):  # type: ignore[misc]
         it.  Nothing else reads the set meanwhile (the call runs on the tick thread).  A
         follower being sent a snapshot is never held: pysyncobj would cancel the transfer.
         A held follower still gets what is queued for it, which carries the leader's term and
-        commit index as heartbeats do; the queue is bounded by the window plus one message
-        (appendEntriesBatchSizeBytes)."""
+        commit index as heartbeats do; the queue is bounded by the window plus one message."""
         if not self._isLeader():
             SyncObj._SyncObj__sendAppendEntries(self)
             return
@@ -289,10 +290,13 @@ class TunedSyncObj(SyncObj):  # type: ignore[misc]
         def send_within_window(node: Any, message: dict[str, Any]) -> Any:
             sent = send(node, message)
             if node in connected and "serialized" not in message and self._over_window(node):
-                connected.discard(node)
                 held.add(node)
+                connected.discard(node)
             return sent
 
+        # Other threads ask isNodeConnected meanwhile (/status, /members' "healthy"): a held
+        # follower is in `held` before it leaves the connected set and until it is back.
+        self._kb_held_now = held
         connected.difference_update(held)
         transport.send = send_within_window  # on the instance, for this call only
         try:
@@ -301,6 +305,12 @@ class TunedSyncObj(SyncObj):  # type: ignore[misc]
             del transport.send
             self._kb_sends_held += len(held)
             connected.update(node for node in held if self._is_connected(node))
+            self._kb_held_now = set()
+
+    def isNodeConnected(self, node: Any) -> bool:
+        """pysyncobj's answer, also for a follower that flow control holds out of the connected
+        set for the length of one send (it is connected: it is being sent what is queued)."""
+        return bool(super().isNodeConnected(node)) or node in self._kb_held_now
 
     def _SyncObj__onMessageReceived(self, node: Any, message: Any) -> None:
         """Keeps the leader's pipelining: pysyncobj 0.3.17 sets a follower's next index back to

@@ -19,6 +19,9 @@ from collections.abc import Iterable
 from kingbus.protocol import compression, framing
 
 READ_SIZE = 1 << 16
+# Compressing more than this at once happens in a worker thread: zlib at mysqld's level 6 takes
+# tens of milliseconds per MiB, which the event loop must not spend.
+COMPRESS_IN_THREAD_BYTES = 64 * 1024
 
 
 class PeerClosed(ConnectionError):
@@ -84,17 +87,24 @@ class PacketConn:
             self.packets.feed(data)
         return packet
 
-    def write(self, payloads: Iterable[bytes], seq: int) -> int:
-        """Queue payloads from sequence id ``seq``; returns the next sequence id."""
+    async def send(self, payloads: Iterable[bytes], seq: int) -> int:
+        """Send payloads from sequence id ``seq`` (and wait until the transport took them);
+        returns the next sequence id."""
         data, next_seq = framing.frame_all(payloads, seq)
-        if self.codec is not None:
-            data, self._compressed_seq = compression.compress_stream(data, self._compressed_seq, self.codec)
+        codec = self.codec
+        if codec is not None:
+            if len(data) >= COMPRESS_IN_THREAD_BYTES:
+                # zlib and zstd release the interpreter lock: the event loop (every other
+                # replica, the admin API) goes on meanwhile. One writer per connection, so the
+                # compressed sequence cannot interleave.
+                compressed = await asyncio.to_thread(
+                    compression.compress_stream, data, self._compressed_seq, codec
+                )
+            else:
+                compressed = compression.compress_stream(data, self._compressed_seq, codec)
+            data, self._compressed_seq = compressed
         self.writer.write(data)
         self.bytes_sent += len(data)
-        return next_seq
-
-    async def send(self, payloads: Iterable[bytes], seq: int) -> int:
-        next_seq = self.write(payloads, seq)
         await self.writer.drain()
         return next_seq
 

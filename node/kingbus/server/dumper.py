@@ -137,10 +137,9 @@ class DumpStream:
         if not self._pending:
             return
         before = self._conn.bytes_sent
-        self._seq = self._conn.write(self._pending, self._seq)
-        self._pending.clear()
+        pending, self._pending = self._pending, []
         self._pending_bytes = 0
-        await self._conn.writer.drain()
+        self._seq = await self._conn.send(pending, self._seq)
         self._info.bytes_sent += self._conn.bytes_sent - before
         self._info.file, self._info.position = self._name, self._pos
         self._last_send = time.monotonic()
