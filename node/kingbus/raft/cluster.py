@@ -36,7 +36,7 @@ from pysyncobj import FAIL_REASON, SyncObjConf, replicated
 from pysyncobj.config import SERIALIZER_STATE  # noqa: F401  (documented dependency)
 
 from kingbus.binlog.gtids import GtidSet
-from kingbus.raft import entries, journal, transport
+from kingbus.raft import compaction, entries, journal, transport
 from kingbus.raft.statemachine import ReplicatedState, StateMachine
 from kingbus.raft.tuned import TunedSyncObj
 
@@ -164,6 +164,7 @@ class RaftMember:
         self._state_lock = threading.Lock()
         # Snapshots taken here, and how long their store checkpoint held the tick thread.
         self.snapshots = 0
+        self._last_compaction = time.monotonic()  # of the last compaction this member asked for
         self.checkpoint_seconds_last = 0.0
         self.checkpoint_seconds_max = 0.0
         self.checkpoint_seconds_total = 0.0
@@ -210,8 +211,10 @@ class RaftMember:
             # until the next dial. Dialling as often as an election can start closes that gap.
             connectionRetryTime=options.election_timeout[0],
             leaderFallbackTimeout=max(10.0, options.election_timeout[1] * 5),
-            logCompactionMinEntries=1_000_000_000,  # compaction is driven by journal bytes, below
-            logCompactionMinTime=options.compaction_seconds,
+            logCompactionMinEntries=1_000_000_000,  # compaction is decided by _compact_when_due
+            # Compaction by time too is decided by `_compact_when_due`: pysyncobj's own time
+            # trigger ignores followers that still need the entries it drops.
+            logCompactionMinTime=10**9,
             bindAddress=options.listen,
             commandsQueueSize=10_000,
         )
@@ -233,23 +236,29 @@ class RaftMember:
             except queue.Empty:
                 break
             task()
-        self._compact_by_size()
+        self._compact_when_due()
 
-    def _compact_by_size(self) -> None:
-        """Compaction by journal size (pysyncobj only counts entries and seconds).
-
-        Not while a chunked transaction is half applied (the snapshot would be refused), and
-        on the leader not while a connected follower still needs entries it would drop --
-        that follower would need a snapshot and a segment copy for what a few more appends
-        would have given it -- unless the journal has grown to four times the limit.
-        """
+    def _compact_when_due(self) -> None:
+        """Compaction by journal size and by time (`kingbus.raft.compaction`). Not while a
+        chunked transaction is half applied: the snapshot would be refused."""
         if self._journal is None or self.machine.in_chunk:
             return
+        now = time.monotonic()
         size = self._journal.bytes_on_disk()
-        if size <= self.options.compaction_bytes:
+        limit = self.options.compaction_bytes
+        if not compaction.wanted(
+            journal_bytes=size,
+            limit_bytes=limit,
+            seconds_since_last=now - self._last_compaction,
+            interval_seconds=self.options.compaction_seconds,
+        ):
             return
-        if size < 4 * self.options.compaction_bytes and self.is_leader() and self._a_follower_lags():
+        leader = self.is_leader()
+        lags = leader and self._a_follower_lags()  # reads pysyncobj's status: only when wanted
+        if compaction.held_off(journal_bytes=size, limit_bytes=limit, is_leader=leader, follower_lags=lags):
             return
+        # Also when pysyncobj then finds nothing new to compact: one attempt per interval.
+        self._last_compaction = now
         self._obj.forceLogCompaction()
 
     def _a_follower_lags(self) -> bool:
