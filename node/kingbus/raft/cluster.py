@@ -289,6 +289,7 @@ class RaftMember:
         self.machine.store.checkpoint()
         # On the tick thread: while it runs this member neither heartbeats nor answers.
         took = time.monotonic() - started
+        self._obj.kb_phase("checkpoint", took)
         self.snapshots += 1
         self.checkpoint_seconds_last = took
         self.checkpoint_seconds_max = max(self.checkpoint_seconds_max, took)

@@ -59,6 +59,15 @@ _APPLY_STEP = 2  # entries per step: a step is the unit the budget is checked ag
 SEND_WINDOW_BYTES = 16 * 1024 * 1024
 
 
+def describe_stall(seconds: float, phases: dict[str, float]) -> str:
+    """ "0.937 s (apply 0.050, send 0.040, ..., messages and the rest 0.847)": where a long
+    tick went, the phases measured in it and what is left (pysyncobj's message handling in its
+    poll, compaction's own work, elections)."""
+    parts = [f"{name} {spent:.3f}" for name, spent in sorted(phases.items()) if spent >= 0.0005]
+    rest = max(0.0, seconds - sum(phases.values()))
+    return f"{seconds:.3f} s ({', '.join([*parts, f'messages and the rest {rest:.3f}'])})"
+
+
 class TunedSyncObj(SyncObj):  # type: ignore[misc]
     _SyncObj__raftCommitIndex: int  # pysyncobj's, written by the bounded apply below
     # Pre-vote state (tick thread only): this member's current round, whether it was won,
@@ -82,11 +91,14 @@ class TunedSyncObj(SyncObj):  # type: ignore[misc]
     def _sync_journal(self) -> None:
         journal_ = self._SyncObj__raftLog
         if getattr(journal_, "unsynced", False):
+            began = time.monotonic()
             journal_.sync()
+            self.kb_phase("journal sync", time.monotonic() - began)
 
     def _onTick(self, timeToWait: float = 0.0) -> None:
         started = time.monotonic()
         previous_end = getattr(self, "_kb_tick_end", started)
+        self._kb_phases: dict[str, float] = {}
         if self._SyncObj__raftLastApplied < self._SyncObj__raftCommitIndex:
             timeToWait = 0.0  # committed entries left over by the apply budget: go on at once
         # The leader's commit computation, first thing in a tick, counts the leader's own log:
@@ -100,17 +112,27 @@ class TunedSyncObj(SyncObj):  # type: ignore[misc]
         # The poll at the end of a tick waits up to timeToWait: that part is not work.
         self._note_stall(max(ended - started - timeToWait, started - previous_end), ended)
 
+    def kb_phase(self, name: str, seconds: float) -> None:
+        """Time this tick spent in one of its phases (the stall report names them)."""
+        phases = self.__dict__.setdefault("_kb_phases", {})
+        phases[name] = phases.get(name, 0.0) + seconds
+
     def _note_stall(self, seconds: float, now: float) -> None:
-        if seconds <= SLOW_TICK_SHARE * self._SyncObj__conf.raftMinTimeout:
-            return
-        self._kb_stalls = getattr(self, "_kb_stalls", 0) + 1
-        self._kb_longest_stall = max(getattr(self, "_kb_longest_stall", 0.0), seconds)
-        if now - getattr(self, "_kb_stall_reported", 0.0) >= SLOW_TICK_REPORT_SECONDS:
+        if seconds > SLOW_TICK_SHARE * self._SyncObj__conf.raftMinTimeout:
+            self._kb_stalls = getattr(self, "_kb_stalls", 0) + 1
+            if seconds > getattr(self, "_kb_longest_stall", 0.0):
+                self._kb_longest_stall = seconds
+                self._kb_longest_phases = dict(getattr(self, "_kb_phases", {}))
+        # Reported once a report period has passed, also when no stall follows (a last stall
+        # before an election is what matters most).
+        if getattr(self, "_kb_stalls", 0) and now - getattr(self, "_kb_stall_reported", 0.0) >= (
+            SLOW_TICK_REPORT_SECONDS
+        ):
             log.warning(
-                "Raft tick thread stalled %d time(s) since the last report, longest %.3f s "
+                "Raft tick thread stalled %d time(s) since the last report, longest %s "
                 "(heartbeats wait meanwhile; the shortest election timeout is %.3f s)",
                 self._kb_stalls,
-                self._kb_longest_stall,
+                describe_stall(self._kb_longest_stall, self._kb_longest_phases),
                 self._SyncObj__conf.raftMinTimeout,
             )
             self._kb_stall_reported = now
@@ -122,7 +144,13 @@ class TunedSyncObj(SyncObj):  # type: ignore[misc]
         budget is spent.  pysyncobj reads the commit index once, at the start: each step
         shows it a commit index a few entries further and restores the real one after."""
         commit = self._SyncObj__raftCommitIndex
-        deadline = time.monotonic() + APPLY_BUDGET_SECONDS
+        began = time.monotonic()
+        try:
+            return self._apply_within_budget(commit, began + APPLY_BUDGET_SECONDS)
+        finally:
+            self.kb_phase("apply", time.monotonic() - began)
+
+    def _apply_within_budget(self, commit: int, deadline: float) -> bool:
         need_send = False
         while True:
             applied = self._SyncObj__raftLastApplied
@@ -245,10 +273,12 @@ class TunedSyncObj(SyncObj):  # type: ignore[misc]
         """
         wanted: list[bool] = []
         self._SyncObj__sendAppendEntries = lambda: wanted.append(True)  # type: ignore[method-assign]
+        began = time.monotonic()
         try:
             super()._checkCommandsToApply()
         finally:
             del self._SyncObj__sendAppendEntries
+            self.kb_phase("append", time.monotonic() - began)
         if wanted:
             self._SyncObj__sendAppendEntries()
 
@@ -276,6 +306,13 @@ class TunedSyncObj(SyncObj):  # type: ignore[misc]
         follower being sent a snapshot is never held: pysyncobj would cancel the transfer.
         A held follower still gets what is queued for it, which carries the leader's term and
         commit index as heartbeats do; the queue is bounded by the window plus one message."""
+        began = time.monotonic()
+        try:
+            self._send_append_entries_within_window()
+        finally:
+            self.kb_phase("send", time.monotonic() - began)
+
+    def _send_append_entries_within_window(self) -> None:
         if not self._isLeader():
             SyncObj._SyncObj__sendAppendEntries(self)
             return
