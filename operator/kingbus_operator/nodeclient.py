@@ -91,6 +91,11 @@ class HttpNodeClient:
     """:class:`NodeClient` over aiohttp.  One instance per cluster (one token)."""
 
     def __init__(self, token: str, *, timeout_seconds: float = 10.0, retryable_attempts: int = 4) -> None:
+        if retryable_attempts < 1:
+            # Zero attempts would make every call fail without a request being sent.
+            raise ValueError(f"retryable_attempts must be at least 1, not {retryable_attempts}")
+        if timeout_seconds <= 0:
+            raise ValueError(f"timeout_seconds must be positive, not {timeout_seconds}")
         self._token = token
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._session: aiohttp.ClientSession | None = None

@@ -103,3 +103,12 @@ async def test_a_503_not_marked_retryable_and_other_errors_are_reported_at_once(
 )
 def test_retry_after_is_bounded(header: str | None, seconds: float) -> None:
     assert nodeclient._seconds(header) == seconds
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [({"retryable_attempts": 0}, "retryable_attempts"), ({"timeout_seconds": 0}, "timeout_seconds")],
+)
+def test_a_client_that_could_never_send_is_refused(kwargs: dict[str, Any], named: str) -> None:
+    with pytest.raises(ValueError, match=named):
+        nodeclient.HttpNodeClient(TOKEN, **kwargs)
