@@ -291,6 +291,14 @@ class TunedSyncObj(SyncObj):  # type: ignore[misc]
     def _over_window(self, node: Any) -> bool:
         return self._queued_bytes(node) >= self.kb_send_window_bytes
 
+    def _sending_snapshot_to(self, node: Any) -> bool:
+        """A snapshot transfer to `node` is under way (pysyncobj cancels one whose follower is
+        out of the connected set).  A follower that merely needs a snapshot is held like any
+        other: before, it never was, and with the leader compacting past it again and again each
+        send call started a new snapshot and added a batch of entries behind it (the queue
+        grew to 45 MB with a 16 MiB window)."""
+        return node in self._SyncObj__serializer._Serializer__transmissions
+
     def _is_connected(self, node: Any) -> bool:
         connection = self._SyncObj__transport._connections.get(node)
         return connection is not None and connection.state == CONNECTION_STATE.CONNECTED
@@ -303,7 +311,7 @@ class TunedSyncObj(SyncObj):  # type: ignore[misc]
         to one that leaves the set after a message (it checks, to notice a connection that
         broke): a held follower leaves the set for the length of the call and returns after
         it.  Nothing else reads the set meanwhile (the call runs on the tick thread).  A
-        follower being sent a snapshot is never held: pysyncobj would cancel the transfer.
+        follower in the middle of a snapshot transfer is never held: pysyncobj would cancel it.
         A held follower still gets what is queued for it, which carries the leader's term and
         commit index as heartbeats do; the queue is bounded by the window plus one message."""
         began = time.monotonic()
@@ -318,10 +326,7 @@ class TunedSyncObj(SyncObj):  # type: ignore[misc]
             return
         connected = self._SyncObj__connectedNodes
         transport = self._SyncObj__transport
-        held = {node for node in connected if self._over_window(node)}
-        if held:
-            first_index = self._SyncObj__raftLog[0][1]
-            held = {node for node in held if self._SyncObj__raftNextIndex.get(node, 0) > first_index}
+        held = {node for node in connected if self._over_window(node) and not self._sending_snapshot_to(node)}
         send = transport.send
 
         def send_within_window(node: Any, message: dict[str, Any]) -> Any:
