@@ -205,7 +205,8 @@ class Node:
         return [m["raft"] for m in members]
 
     def _catch_up_blocking(self, target: GtidSet) -> None:
-        """Snapshot-install path (Raft tick thread): copy missing segments from peers."""
+        """Snapshot-install path (the Raft member's catch-up thread): copy missing segments
+        from peers; raises CatchUpError if none has them."""
         admins = [
             m.admin for m in self.machine.state.members.values() if m.admin and m.admin != self.admin_url
         ]
@@ -263,7 +264,7 @@ class Node:
             "source": source,
             "store": {"bytes": self.store.total_bytes, "files": len(segments)},
             "replicas": self.replica_server.replicas(),
-            "catching_up": self._catching_up,
+            "catching_up": self._catching_up or raft.store_behind(),
             "raft": {
                 "log_entries": int(raft.status().get("log_len", 0)),
                 "journal": raft.journal_stats(),
@@ -277,7 +278,7 @@ class Node:
     def is_ready(self) -> tuple[bool, str]:
         if self.raft is None:
             return False, "starting"
-        if self._catching_up:
+        if self._catching_up or self.raft.store_behind():
             return False, "catching up from peers"
         if self.raft.leader() is None:
             return False, "no Raft leader"

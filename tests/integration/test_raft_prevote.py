@@ -170,3 +170,37 @@ def test_members_still_elect_a_leader_when_the_leader_goes(tmp_path: Path) -> No
         second.add("after", sync=True, timeout=10)
         wait_for(lambda: all(n.items == ["before", "after"] for n in rest), "both to apply both items")
         nodes.remove(first)  # destroyed already
+
+
+class ItemsWithStoreFlag(Items):
+    """`kb_store_behind` as the Kingbus member answers it while it copies a snapshot's data."""
+
+    behind = False
+
+    def kb_store_behind(self) -> bool:
+        return self.behind
+
+
+def test_a_member_whose_store_is_behind_votes_but_neither_applies_nor_campaigns(tmp_path: Path) -> None:
+    with members(tmp_path, ItemsWithStoreFlag) as nodes:
+        first = settled_leader(nodes)
+        behind, other = (n for n in nodes if n is not first)
+        assert isinstance(behind, ItemsWithStoreFlag)
+        behind.behind = True
+        for i in range(5):
+            first.add(f"item-{i}", sync=True, timeout=10)
+        wait_for(lambda: behind.raftCommitIndex >= first.raftCommitIndex, "the commit index to reach it")
+        assert behind.items == [] and other.items == [f"item-{i}" for i in range(5)]
+
+        first.destroy_synchronous()
+        nodes.remove(first)
+        # Only `other` may campaign, and it needs `behind`'s vote: it wins.
+        assert settled_leader(nodes) is other
+        time.sleep(1.0)  # a few election timeouts: `behind` stays a follower
+        assert settled_leader(nodes) is other and not behind._isLeader()
+        assert behind.items == []
+
+        behind.behind = False
+        other.add("after", sync=True, timeout=10)
+        wait_for(lambda: behind.items == other.items, "the caught-up member to apply everything")
+        assert behind.items == [*(f"item-{i}" for i in range(5)), "after"]

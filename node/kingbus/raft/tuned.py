@@ -82,6 +82,12 @@ class TunedSyncObj(SyncObj):  # type: ignore[misc]
     _kb_sends_held = 0
     _kb_held_now: set[Any] = set()  # followers out of pysyncobj's connected set for one send
 
+    def kb_store_behind(self) -> bool:
+        """The state machine's store is being brought up to a snapshot it is behind on
+        (`kingbus.raft.cluster`, in the background): committed entries wait to be applied and
+        this member does not campaign.  Overridden by the Kingbus member."""
+        return False
+
     def _kb_applied_own_term(self) -> bool:
         """A leader has applied the no-op pysyncobj appends when it is elected: everything
         committed under earlier terms is in its state machine, so that state is current."""
@@ -99,7 +105,7 @@ class TunedSyncObj(SyncObj):  # type: ignore[misc]
         started = time.monotonic()
         previous_end = getattr(self, "_kb_tick_end", started)
         self._kb_phases: dict[str, float] = {}
-        if self._SyncObj__raftLastApplied < self._SyncObj__raftCommitIndex:
+        if self._SyncObj__raftLastApplied < self._SyncObj__raftCommitIndex and not self.kb_store_behind():
             timeToWait = 0.0  # committed entries left over by the apply budget: go on at once
         # The leader's commit computation, first thing in a tick, counts the leader's own log:
         # everything it appended since the last tick is synced before that.
@@ -143,6 +149,8 @@ class TunedSyncObj(SyncObj):  # type: ignore[misc]
         """pysyncobj's apply, in steps, until the committed entries are applied or the tick's
         budget is spent.  pysyncobj reads the commit index once, at the start: each step
         shows it a commit index a few entries further and restores the real one after."""
+        if self.kb_store_behind():
+            return False  # they are applied once the store has what the snapshot describes
         commit = self._SyncObj__raftCommitIndex
         began = time.monotonic()
         try:
@@ -212,6 +220,10 @@ class TunedSyncObj(SyncObj):  # type: ignore[misc]
         if not self._SyncObj__connectedToAnyone():
             return  # pysyncobj waits for a connection before an election too
         self._SyncObj__raftElectionDeadline = now + self._SyncObj__generateRaftTimeout()
+        if self.kb_store_behind():
+            # A leader whose store lacks committed data could not serve or resume the source
+            # until its catch-up ends; it still votes, so a majority can elect someone else.
+            return
         round_id = self._kb_pre_vote_rounds + 1
         self._kb_pre_vote_rounds = round_id
         self._kb_pre_vote = prevote.Round(round_id, voters=len(others) + 1)
