@@ -11,12 +11,13 @@ the returning member's higher term does depose the leader: proof that the scenar
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pysyncobj import SyncObjConf, replicated
+from pysyncobj import FAIL_REASON, SyncObjConf, replicated
 from pysyncobj.transport import TCPTransport
 
 from kingbus.devenv.ports import free_port
@@ -204,3 +205,46 @@ def test_a_member_whose_store_is_behind_votes_but_neither_applies_nor_campaigns(
         other.add("after", sync=True, timeout=10)
         wait_for(lambda: behind.items == other.items, "the caught-up member to apply everything")
         assert behind.items == [*(f"item-{i}" for i in range(5)), "after"]
+
+
+def transfer_leadership(leader: Items, target: Items) -> int:
+    """pysyncobj's `transferLeadership`, called on the leader's tick thread (it writes to the
+    transport, which is not thread-safe); returns its FAIL_REASON."""
+    done = threading.Event()
+    outcome: list[int] = []
+    pending = [lambda: leader.transferLeadership(target.selfNode.address, callback=callback)]
+
+    def callback(_result: Any, error: int) -> None:
+        outcome.append(error)
+        done.set()
+
+    def on_tick() -> None:
+        while pending:
+            pending.pop()()
+
+    leader.addOnTickCallback(on_tick)
+    try:
+        assert done.wait(5), "no answer to the transfer"
+    finally:
+        leader.removeOnTickCallback(on_tick)
+    return outcome[0]
+
+
+def test_a_member_whose_store_is_behind_does_not_take_a_leader_transfer(tmp_path: Path) -> None:
+    with members(tmp_path, ItemsWithStoreFlag) as nodes:
+        first = settled_leader(nodes)
+        behind = next(n for n in nodes if n is not first)
+        assert isinstance(behind, ItemsWithStoreFlag)
+        first.add("before", sync=True, timeout=10)
+        wait_for(lambda: behind.raftCommitIndex >= first.raftCommitIndex, "the target to match the leader")
+        term = first.term
+        behind.behind = True
+        # The leader sends TimeoutNow (the target has matched its log); the target ignores it.
+        assert transfer_leadership(first, behind) == FAIL_REASON.SUCCESS
+        time.sleep(1.0)  # a few election timeouts
+        assert settled_leader(nodes) is first and first.term == term and not behind._isLeader()
+
+        behind.behind = False
+        assert transfer_leadership(first, behind) == FAIL_REASON.SUCCESS
+        wait_for(behind._isLeader, "the caught-up member to take the transfer")
+        assert settled_leader(nodes) is behind

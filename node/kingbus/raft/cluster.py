@@ -456,7 +456,9 @@ class RaftMember:
                     self._call(
                         "leader transfer", self._obj.transferLeadership, to, timeout=2.0, on_tick_thread=True
                     )
-                    last_error = "the target did not take over"
+                    last_error = (
+                        "the target did not take over (a member whose store is still catching up never does)"
+                    )
                     # Give the election triggered by TimeoutNow time to finish before asking again.
                     settle = time.monotonic() + 2 * self.options.election_timeout[1]
                     while time.monotonic() < min(settle, deadline) and self.is_leader():

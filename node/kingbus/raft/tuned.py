@@ -205,13 +205,22 @@ class TunedSyncObj(SyncObj):  # type: ignore[misc]
         has passed. Unless a pre-vote round was just won, a passed deadline starts a round
         instead and is moved one timeout on; a won round sets it back to 0, and the tick
         after that calls the election. No round for a single member or when the leader
-        handed over (TimeoutNow: the others expect that election)."""
+        handed over (TimeoutNow: the others expect that election); no election at all while
+        this member's store is behind (`kb_store_behind`)."""
         if self._SyncObj__raftState == _RAFT_STATE.LEADER or self._SyncObj__selfNode is None:
             return
         now = monotonic_time()
         if self._SyncObj__raftElectionDeadline >= now:
             return
         others = list(self._SyncObj__otherNodes)
+        if others and self.kb_store_behind():
+            # A leader whose store lacks committed data could not serve or resume the source
+            # until its catch-up ends; it still votes, so a majority can elect someone else.
+            # Not even a leader's hand-over (TimeoutNow) makes it campaign: the transfer
+            # fails and the leader stays.
+            self._SyncObj__transferInProgress = False
+            self._SyncObj__raftElectionDeadline = now + self._SyncObj__generateRaftTimeout()
+            return
         if not others or self._SyncObj__transferInProgress:
             return
         if self._kb_pre_vote_won:
@@ -220,10 +229,6 @@ class TunedSyncObj(SyncObj):  # type: ignore[misc]
         if not self._SyncObj__connectedToAnyone():
             return  # pysyncobj waits for a connection before an election too
         self._SyncObj__raftElectionDeadline = now + self._SyncObj__generateRaftTimeout()
-        if self.kb_store_behind():
-            # A leader whose store lacks committed data could not serve or resume the source
-            # until its catch-up ends; it still votes, so a majority can elect someone else.
-            return
         round_id = self._kb_pre_vote_rounds + 1
         self._kb_pre_vote_rounds = round_id
         self._kb_pre_vote = prevote.Round(round_id, voters=len(others) + 1)
