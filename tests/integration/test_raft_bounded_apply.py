@@ -13,7 +13,6 @@ stock `SyncObj` (the control) spends a second in one tick.
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from pysyncobj import SyncObj, SyncObjConf, replicated
 
 from kingbus.raft.tuned import APPLY_BUDGET_SECONDS, TunedSyncObj
 from tests.support import wait_until
+from tests.support.raft_members import running_members, sole_leader
 
 PASSWORD = "bounded-apply-test-password"
 HOSTS = ("127.0.0.27", "127.0.0.28", "127.0.0.29")
@@ -52,35 +52,26 @@ def make_node_class(base: type) -> type:
     return SlowCounter
 
 
-def free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def three_nodes(tmp_path: Path, base: type) -> Iterator[list[Any]]:
-    addresses = [f"{h}:{free_port(h)}" for h in HOSTS]
     node_class = make_node_class(base)
-    nodes: list[Any] = []
-    try:
-        for i, address in enumerate(addresses):
-            conf = SyncObjConf(
-                password=PASSWORD,
-                journalFile=str(tmp_path / f"journal{i}"),
-                # Long timeouts: the control's long ticks must not turn into elections.
-                raftMinTimeout=5.0,
-                raftMaxTimeout=6.0,
-                leaderFallbackTimeout=30.0,
-                connectionTimeout=6.0,
-            )
-            nodes.append(node_class(address, [a for a in addresses if a != address], conf))
-        wait_until(lambda: sum(n._isLeader() for n in nodes) == 1, timeout=60, what="a leader")
+    journals = iter(range(len(HOSTS)))
+
+    def build(address: str, peers: list[str]) -> Any:
+        conf = SyncObjConf(
+            password=PASSWORD,
+            journalFile=str(tmp_path / f"journal{next(journals)}"),
+            # Long timeouts: the control's long ticks must not turn into elections.
+            raftMinTimeout=5.0,
+            raftMaxTimeout=6.0,
+            leaderFallbackTimeout=30.0,
+            connectionTimeout=6.0,
+        )
+        return node_class(address, peers, conf)
+
+    with running_members(HOSTS, build) as nodes:
+        sole_leader(nodes, timeout=60)
         yield nodes
-    finally:
-        for node in nodes:
-            node.destroy_synchronous()
 
 
 def commit_a_burst(nodes: list[Any]) -> None:

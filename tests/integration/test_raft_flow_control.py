@@ -25,9 +25,10 @@ from typing import Any
 
 from pysyncobj import SyncObjConf, replicated
 
-from kingbus.devenv.ports import free_port
 from kingbus.raft import transport
 from kingbus.raft.tuned import TunedSyncObj
+from tests.support import wait_until
+from tests.support.raft_members import running_members, settled_leader
 
 HOSTS = ("127.0.0.31", "127.0.0.32", "127.0.0.33")
 WINDOW = 2 * 1024 * 1024
@@ -35,6 +36,7 @@ BATCH = 256 * 1024  # pysyncobj's appendEntriesBatchSizeBytes: at most this much
 ITEM = os.urandom(32 * 1024).hex()  # 64 KiB that no transport could compress away
 ITEMS = 320  # 20 MiB of commands
 SLOW_TICK_SLEEP = 0.03
+LOAD_TIMEOUT = 60.0
 
 
 class Items(TunedSyncObj):
@@ -77,51 +79,29 @@ class Items(TunedSyncObj):
 @contextlib.contextmanager
 def members(window: int) -> Iterator[list[Items]]:
     transport.install()  # Kingbus's wire format, as in kingbus-node (pysyncobj's own zlib-compresses)
-    addresses = [f"{h}:{free_port(h)}" for h in HOSTS]
-    nodes: list[Items] = []
-    try:
-        for address in addresses:
-            conf = SyncObjConf(
-                password="flow-test",
-                autoTick=True,
-                appendEntriesPeriod=0.05,
-                raftMinTimeout=0.5,
-                raftMaxTimeout=1.0,
-                connectionTimeout=5.0,
-                connectionRetryTime=0.5,
-                leaderFallbackTimeout=30.0,
-                logCompactionMinEntries=10**9,
-                logCompactionMinTime=10**9,
-                sendBufferSize=64 * 1024,
-                recvBufferSize=64 * 1024,
-                appendEntriesBatchSizeBytes=BATCH,
-            )
-            node = Items(address, [a for a in addresses if a != address], conf)
-            node.kb_send_window_bytes = window
-            nodes.append(node)
+    conf = SyncObjConf(
+        password="flow-test",
+        autoTick=True,
+        appendEntriesPeriod=0.05,
+        raftMinTimeout=0.5,
+        raftMaxTimeout=1.0,
+        connectionTimeout=5.0,
+        connectionRetryTime=0.5,
+        leaderFallbackTimeout=30.0,
+        logCompactionMinEntries=10**9,
+        logCompactionMinTime=10**9,
+        sendBufferSize=64 * 1024,
+        recvBufferSize=64 * 1024,
+        appendEntriesBatchSizeBytes=BATCH,
+    )
+
+    def build(address: str, peers: list[str]) -> Items:
+        node = Items(address, peers, conf)
+        node.kb_send_window_bytes = window
+        return node
+
+    with running_members(HOSTS, build) as nodes:
         yield nodes
-    finally:
-        for node in nodes:
-            node.destroy_synchronous()
-
-
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def settled_leader(nodes: list[Items]) -> Items:
-    def settled() -> bool:
-        leaders = [n for n in nodes if n._isLeader()]
-        return len(leaders) == 1 and all(n._getLeader() is not None for n in nodes)
-
-    wait_for(settled, "a leader every member follows", timeout=20)
-    (leader,) = [n for n in nodes if n._isLeader()]
-    return leader
 
 
 def load_with_a_slow_follower(window: int) -> dict[str, Any]:
@@ -146,14 +126,20 @@ def load_with_a_slow_follower(window: int) -> dict[str, Any]:
         try:
             for _ in range(ITEMS):
                 leader.add(ITEM, sync=False)
-            wait_for(lambda: leader.count == ITEMS, "the leader to apply every item")
+            wait_until(
+                lambda: leader.count == ITEMS, timeout=LOAD_TIMEOUT, what="the leader to apply every item"
+            )
             committed_while_slow = slow.count < ITEMS
             peak_at_commit = peak
         finally:
             stop.set()
             sampler.join()
         slow.unthrottle()
-        wait_for(lambda: all(n.count == ITEMS for n in nodes), "every member to apply every item")
+        wait_until(
+            lambda: all(n.count == ITEMS for n in nodes),
+            timeout=LOAD_TIMEOUT,
+            what="every member to apply every item",
+        )
         return {
             "peak": peak,
             "peak_at_commit": peak_at_commit,

@@ -12,10 +12,8 @@ checks failing: acknowledgements leave before the entries are on disk.
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,8 @@ from pysyncobj.transport import TCPTransport
 from kingbus.raft import journal
 from kingbus.raft.journal import DiskJournal, JournalOptions
 from kingbus.raft.tuned import TunedSyncObj
+from tests.support import wait_until
+from tests.support.raft_members import running_members, sole_leader
 
 PASSWORD = "group-commit-test-password"
 HOSTS = ("127.0.0.21", "127.0.0.22", "127.0.0.23")
@@ -96,51 +96,35 @@ def make_node_class(base: type) -> type:
     return Counter
 
 
-def free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @contextlib.contextmanager
 def three_nodes(tmp_path: Path, base: type) -> Iterator[list[Any]]:
-    addresses = [f"{h}:{free_port(h)}" for h in HOSTS]
     node_class = make_node_class(base)
-    nodes: list[Any] = []
-    with journal.journal_factory(JournalOptions(fsync="always", group_commit=True)):
-        try:
-            for i, address in enumerate(addresses):
-                (tmp_path / f"node{i}").mkdir()
-                conf = SyncObjConf(
-                    password=PASSWORD,
-                    journalFile=str(tmp_path / f"node{i}" / "journal"),
-                    autoTick=True,
-                    appendEntriesUseBatch=False,
-                    raftMinTimeout=1.0,
-                    raftMaxTimeout=2.0,
-                    logCompactionMinEntries=10**9,
-                    logCompactionMinTime=10**9,
-                )
-                nodes.append(node_class(address, [a for a in addresses if a != address], conf))
-            yield nodes
-        finally:
-            for node in nodes:
-                node.destroy_synchronous()
+    journals = iter(range(len(HOSTS)))
+
+    def build(address: str, peers: list[str]) -> Any:
+        directory = tmp_path / f"node{next(journals)}"
+        directory.mkdir()
+        conf = SyncObjConf(
+            password=PASSWORD,
+            journalFile=str(directory / "journal"),
+            autoTick=True,
+            appendEntriesUseBatch=False,
+            raftMinTimeout=1.0,
+            raftMaxTimeout=2.0,
+            logCompactionMinEntries=10**9,
+            logCompactionMinTime=10**9,
+        )
+        return node_class(address, peers, conf)
+
+    with (
+        journal.journal_factory(JournalOptions(fsync="always", group_commit=True)),
+        running_members(HOSTS, build) as nodes,
+    ):
+        yield nodes
 
 
 def run_load(nodes: list[Any], bursts: int = 20, per_burst: int = 50) -> None:
-    wait_for(lambda: sum(n._isLeader() for n in nodes) == 1, what="a single leader")
-    (leader,) = [n for n in nodes if n._isLeader()]
+    leader = sole_leader(nodes)
     for _ in range(bursts):
         done = threading.Semaphore(0)
         for _ in range(per_burst):
@@ -148,7 +132,7 @@ def run_load(nodes: list[Any], bursts: int = 20, per_burst: int = 50) -> None:
         for _ in range(per_burst):
             assert done.acquire(timeout=30), "a command was not committed"
     total = bursts * per_burst
-    wait_for(lambda: all(n.value == total for n in nodes), what="every node to apply every command")
+    wait_until(lambda: all(n.value == total for n in nodes), what="every node to apply every command")
 
 
 def test_acknowledgements_and_commits_only_cover_synced_entries(tmp_path: Path) -> None:

@@ -14,7 +14,6 @@ deposition.
 from __future__ import annotations
 
 import contextlib
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 from pysyncobj import SyncObj, SyncObjConf
 
+from kingbus.devenv.ports import free_port
 from kingbus.raft.tuned import TunedSyncObj
 from tests.support import wait_until
 
@@ -32,13 +32,6 @@ MIN_TIMEOUT, MAX_TIMEOUT = 1.0, 1.5
 # before its fresh timeout ends), and long enough that a stock member, which calls its
 # election on the first tick after its connection is up, does so before the next heartbeat.
 HEARTBEAT = 0.3
-
-
-def free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def conf(journal: Path, *, auto_tick: bool) -> SyncObjConf:

@@ -29,10 +29,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,8 +40,11 @@ import pytest
 from pysyncobj import SyncObj, SyncObjConf, replicated
 from pysyncobj.transport import TCPTransport
 
+from kingbus.devenv.ports import free_port
 from kingbus.raft import journal
 from kingbus.raft.journal import DiskJournal, JournalOptions
+from tests.support import wait_until
+from tests.support.raft_members import on_tick_thread, sole_leader
 
 PASSWORD = "overlap-test-password"
 HOSTS = ("127.0.0.11", "127.0.0.12", "127.0.0.13")
@@ -98,44 +100,14 @@ class ListObj(SyncObj):  # type: ignore[misc]
         log = self.log
         return [(bytes(e[0]), e[1], e[2]) for e in log[0 : len(log)]]
 
-    def is_leader(self) -> bool:
-        return bool(self._isLeader())
-
     def inject(self, messages: list[tuple[Any, dict[str, Any]]]) -> None:
         """Process messages on this node's tick thread, as if they had just arrived."""
-        done = threading.Event()
 
-        def on_tick() -> None:
-            # (pysyncobj holds its callback lock while calling us: no removal from in here)
-            if done.is_set():
-                return
-            try:
-                for node, message in messages:
-                    self._SyncObj__onMessageReceived(node, copy.deepcopy(message))
-            finally:
-                done.set()
+        def receive() -> None:
+            for node, message in messages:
+                self._SyncObj__onMessageReceived(node, copy.deepcopy(message))
 
-        self.addOnTickCallback(on_tick)
-        try:
-            assert done.wait(10), "the tick thread did not run the injected messages"
-        finally:
-            self.removeOnTickCallback(on_tick)
-
-
-def free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+        on_tick_thread(self, receive)
 
 
 @dataclass
@@ -188,12 +160,6 @@ def cluster(tmp_path: Path, kind: str, *, membership: bool = False) -> Iterator[
             c.destroy_all()
 
 
-def leader_of(nodes: list[ListObj]) -> ListObj:
-    wait_for(lambda: sum(n.is_leader() for n in nodes) == 1, what="a single leader")
-    (leader,) = [n for n in nodes if n.is_leader()]
-    return leader
-
-
 @dataclass
 class Observation:
     acknowledged: int
@@ -211,11 +177,11 @@ def overlap_then_kill_leader(c: Cluster) -> Observation:
     """Commit items with a follower's acknowledgement, replay stale messages to that follower,
     kill the leader at that moment."""
     first, second, lagging = c.nodes
-    leader = leader_of([first, second])
+    leader = sole_leader([first, second])
     follower = second if leader is first else first
     for i in range(5):
         leader.append(f"early-{i}", sync=True, timeout=10)
-    wait_for(lambda: len(lagging.items) == 5, what="the third node to apply the early items")
+    wait_until(lambda: len(lagging.items) == 5, what="the third node to apply the early items")
 
     # The third node stops hearing the leader: from now on the follower's acknowledgement is
     # what commits each entry.
@@ -227,7 +193,7 @@ def overlap_then_kill_leader(c: Cluster) -> Observation:
     for i in range(10):
         leader.append(f"late-{i}", sync=True, timeout=10)  # returns once committed and applied
         committed.append(f"late-{i}")
-    wait_for(lambda: follower.items == committed, what="the follower to apply every item")
+    wait_until(lambda: follower.items == committed, what="the follower to apply every item")
 
     # Cut the follower off the leader too, so that nothing but the replay reaches it.
     follower.transport.blocked.add(leader.selfNode.id)
@@ -281,11 +247,11 @@ def test_follower_keeps_acknowledged_entries_and_committed_items_survive_leader_
 
         # A new leader is elected among the survivors; it has every committed item and every
         # node applies them (and what comes after).
-        new_leader = leader_of([obs.follower, obs.lagging])
+        new_leader = sole_leader([obs.follower, obs.lagging])
         assert new_leader is obs.follower  # the lagging node's log is shorter: it cannot win
         new_leader.append("after-failover", sync=True, timeout=15)
         expected = [*obs.committed_items, "after-failover"]
-        wait_for(lambda: obs.lagging.items == expected, what="the third node to apply everything")
+        wait_until(lambda: obs.lagging.items == expected, what="the third node to apply everything")
         assert obs.follower.items == expected
         assert obs.lagging.log_entries()[: len(obs.follower_after_replay)] == obs.follower_after_replay
 
@@ -296,13 +262,13 @@ def test_stock_file_journal_loses_acknowledged_and_committed_entries(tmp_path: P
         obs = overlap_then_kill_leader(c)
         assert type(obs.follower_journal).__name__ == "FileJournal"
         assert obs.follower_after_replay[-1][1] == obs.stale_end < obs.acknowledged
-        new_leader = leader_of([obs.follower, obs.lagging])
+        new_leader = sole_leader([obs.follower, obs.lagging])
         assert new_leader is obs.follower
         lost = obs.committed_items[obs.stale_end - obs.acknowledged :]
         assert lost, "items committed with the follower's acknowledgement"
         # The new leader's no-op overwrites the acknowledged tail: the third node catches up
         # to the truncated log and never sees items the old leader reported as committed.
-        wait_for(
+        wait_until(
             lambda: (
                 obs.lagging.log_entries()[-1][1] > obs.stale_end and obs.lagging.log_entries()[-1][0] == NO_OP
             ),
@@ -315,10 +281,10 @@ def test_stock_file_journal_loses_acknowledged_and_committed_entries(tmp_path: P
 def test_conflicting_term_truncates_uncommitted_entries_exactly(tmp_path: Path) -> None:
     with cluster(tmp_path, "disk") as c:
         first, second, lagging = c.nodes
-        leader = leader_of([first, second])
+        leader = sole_leader([first, second])
         follower = second if leader is first else first
         leader.append("committed", sync=True, timeout=10)
-        wait_for(lambda: follower.items == ["committed"], what="the follower to apply")
+        wait_until(lambda: follower.items == ["committed"], what="the follower to apply")
         committed_last = follower.log[-1][1]
 
         # Nothing new can commit: the third node and the leader ignore the follower's replies.
@@ -326,7 +292,7 @@ def test_conflicting_term_truncates_uncommitted_entries_exactly(tmp_path: Path) 
         leader.transport.blocked.add(follower.selfNode.id)
         for i in range(4):
             leader.append(f"uncommitted-{i}")
-        wait_for(lambda: follower.log[-1][1] == committed_last + 4, what="the follower to store 4 entries")
+        wait_until(lambda: follower.log[-1][1] == committed_last + 4, what="the follower to store 4 entries")
         follower.transport.blocked.add(leader.selfNode.id)
         with follower.transport.lock:
             node = follower.transport.received[-1][0]
@@ -366,11 +332,11 @@ def test_membership_change_in_a_kept_tail_stays_in_effect(tmp_path: Path) -> Non
     have them re-applied (`attach_to_syncobj`), or the member list disagrees with the log."""
     with cluster(tmp_path, "disk", membership=True) as c:
         first, second, third = c.nodes
-        leader = leader_of([first, second])
+        leader = sole_leader([first, second])
         follower = second if leader is first else first
         attached = journal.attach_to_syncobj(follower)  # `third` is left unattached: the control
         leader.append("before", sync=True, timeout=10)
-        wait_for(lambda: third.items == ["before"], what="the third node to apply")
+        wait_until(lambda: third.items == ["before"], what="the third node to apply")
         for n in (follower, third):
             with n.transport.lock:
                 n.transport.received.clear()
@@ -382,7 +348,7 @@ def test_membership_change_in_a_kept_tail_stays_in_effect(tmp_path: Path) -> Non
         for i in range(3):
             leader.append(f"post-{i}", sync=True, timeout=10)
         expected = ["before", "pre", "post-0", "post-1", "post-2"]
-        wait_for(lambda: follower.items == expected and third.items == expected, what="all to apply")
+        wait_until(lambda: follower.items == expected and third.items == expected, what="all to apply")
         for n in (follower, third):
             assert extra in {m.id for m in n.otherNodes}
             n.transport.blocked.add(leader.selfNode.id)

@@ -11,17 +11,17 @@ the returning member's higher term does depose the leader: proof that the scenar
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pysyncobj import FAIL_REASON, SyncObjConf, replicated
 from pysyncobj.transport import TCPTransport
 
-from kingbus.devenv.ports import free_port
 from kingbus.raft.tuned import TunedSyncObj
+from tests.support import wait_until
+from tests.support.raft_members import on_tick_thread, running_members, settled_leader
 
 HOSTS = ("127.0.0.21", "127.0.0.22", "127.0.0.23")
 CUT_SECONDS = 3.0  # 5-10 election timeouts of 0.3-0.6 s
@@ -66,52 +66,20 @@ class ItemsWithoutPreVote(Items):
 
 @contextlib.contextmanager
 def members(tmp_path: Path, cls: type[Items]) -> Iterator[list[Items]]:
-    addresses = [f"{h}:{free_port(h)}" for h in HOSTS]
-    nodes: list[Items] = []
-    try:
-        for address in addresses:
-            conf = SyncObjConf(
-                password="prevote-test",
-                autoTick=True,
-                appendEntriesPeriod=0.05,
-                raftMinTimeout=0.3,
-                raftMaxTimeout=0.6,
-                connectionTimeout=3.5,
-                connectionRetryTime=0.3,
-                leaderFallbackTimeout=10.0,
-                logCompactionMinEntries=10**9,
-                logCompactionMinTime=10**9,
-            )
-            nodes.append(cls(address, [a for a in addresses if a != address], conf))
+    conf = SyncObjConf(
+        password="prevote-test",
+        autoTick=True,
+        appendEntriesPeriod=0.05,
+        raftMinTimeout=0.3,
+        raftMaxTimeout=0.6,
+        connectionTimeout=3.5,
+        connectionRetryTime=0.3,
+        leaderFallbackTimeout=10.0,
+        logCompactionMinEntries=10**9,
+        logCompactionMinTime=10**9,
+    )
+    with running_members(HOSTS, lambda address, peers: cls(address, peers, conf)) as nodes:
         yield nodes
-    finally:
-        for node in nodes:
-            node.destroy_synchronous()
-
-
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def settled_leader(nodes: list[Items]) -> Items:
-    """A leader that every member follows at its term."""
-
-    def settled() -> bool:
-        leaders = [n for n in nodes if n._isLeader()]
-        return (
-            len(leaders) == 1
-            and all(n.term == leaders[0].term for n in nodes)
-            and all(n._getLeader() is not None for n in nodes)
-        )
-
-    wait_for(settled, "a leader every member follows")
-    (leader,) = [n for n in nodes if n._isLeader()]
-    return leader
 
 
 def cut_then_heal(nodes: list[Items]) -> dict[str, Any]:
@@ -132,7 +100,7 @@ def cut_then_heal(nodes: list[Items]) -> dict[str, Any]:
     term_while_cut = follower.term
     for n in nodes:
         n.transport.cut.clear()
-    wait_for(lambda: all(len(n.items) == i for n in nodes), "every member to apply every item")
+    wait_until(lambda: all(len(n.items) == i for n in nodes), what="every member to apply every item")
     time.sleep(1.0)  # a few more timeouts: a deposed leader or a new election would show now
     after = settled_leader(nodes)
     return {
@@ -166,10 +134,10 @@ def test_members_still_elect_a_leader_when_the_leader_goes(tmp_path: Path) -> No
         first.add("before", sync=True, timeout=10)
         first.destroy_synchronous()
         rest = [n for n in nodes if n is not first]
-        wait_for(lambda: any(n._isLeader() for n in rest), "a new leader among the two left")
+        wait_until(lambda: any(n._isLeader() for n in rest), what="a new leader among the two left")
         second = next(n for n in rest if n._isLeader())
         second.add("after", sync=True, timeout=10)
-        wait_for(lambda: all(n.items == ["before", "after"] for n in rest), "both to apply both items")
+        wait_until(lambda: all(n.items == ["before", "after"] for n in rest), what="both to apply both items")
         nodes.remove(first)  # destroyed already
 
 
@@ -190,7 +158,9 @@ def test_a_member_whose_store_is_behind_votes_but_neither_applies_nor_campaigns(
         behind.behind = True
         for i in range(5):
             first.add(f"item-{i}", sync=True, timeout=10)
-        wait_for(lambda: behind.raftCommitIndex >= first.raftCommitIndex, "the commit index to reach it")
+        wait_until(
+            lambda: behind.raftCommitIndex >= first.raftCommitIndex, what="the commit index to reach it"
+        )
         assert behind.items == [] and other.items == [f"item-{i}" for i in range(5)]
 
         first.destroy_synchronous()
@@ -203,30 +173,19 @@ def test_a_member_whose_store_is_behind_votes_but_neither_applies_nor_campaigns(
 
         behind.behind = False
         other.add("after", sync=True, timeout=10)
-        wait_for(lambda: behind.items == other.items, "the caught-up member to apply everything")
+        wait_until(lambda: behind.items == other.items, what="the caught-up member to apply everything")
         assert behind.items == [*(f"item-{i}" for i in range(5)), "after"]
 
 
 def transfer_leadership(leader: Items, target: Items) -> int:
-    """pysyncobj's `transferLeadership`, called on the leader's tick thread (it writes to the
-    transport, which is not thread-safe); returns its FAIL_REASON."""
-    done = threading.Event()
+    """pysyncobj's `transferLeadership` (it writes to the transport) on the leader's tick
+    thread; its FAIL_REASON."""
     outcome: list[int] = []
-    pending = [lambda: leader.transferLeadership(target.selfNode.address, callback=callback)]
 
-    def callback(_result: Any, error: int) -> None:
-        outcome.append(error)
-        done.set()
+    def transfer() -> None:
+        leader.transferLeadership(target.selfNode.address, callback=lambda _r, error: outcome.append(error))
 
-    def on_tick() -> None:
-        while pending:
-            pending.pop()()
-
-    leader.addOnTickCallback(on_tick)
-    try:
-        assert done.wait(5), "no answer to the transfer"
-    finally:
-        leader.removeOnTickCallback(on_tick)
+    on_tick_thread(leader, transfer)
     return outcome[0]
 
 
@@ -236,7 +195,9 @@ def test_a_member_whose_store_is_behind_does_not_take_a_leader_transfer(tmp_path
         behind = next(n for n in nodes if n is not first)
         assert isinstance(behind, ItemsWithStoreFlag)
         first.add("before", sync=True, timeout=10)
-        wait_for(lambda: behind.raftCommitIndex >= first.raftCommitIndex, "the target to match the leader")
+        wait_until(
+            lambda: behind.raftCommitIndex >= first.raftCommitIndex, what="the target to match the leader"
+        )
         term = first.term
         behind.behind = True
         # The leader sends TimeoutNow (the target has matched its log); the target ignores it.
@@ -246,5 +207,5 @@ def test_a_member_whose_store_is_behind_does_not_take_a_leader_transfer(tmp_path
 
         behind.behind = False
         assert transfer_leadership(first, behind) == FAIL_REASON.SUCCESS
-        wait_for(behind._isLeader, "the caught-up member to take the transfer")
+        wait_until(behind._isLeader, what="the caught-up member to take the transfer")
         assert settled_leader(nodes) is behind
