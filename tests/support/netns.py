@@ -1,6 +1,7 @@
 """Kingbus members in their own network namespaces, for real network partitions.
 
-Layout (all made here, removed at the end; needs root and `ip`, `iptables`):
+Layout (all made here, removed at the end; needs root and `ip`; the firewall rules are written
+by a private `iptables`, provisioned by `tests.support.iptables`):
 
     root netns --veth-- [hub netns: bridge] --veth-- netns m0 (10.x.y.1)
       10.x.y.254                             --veth-- netns m1 (10.x.y.2)
@@ -23,6 +24,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from tests.support import iptables
+
 
 def _run(*argv: str) -> None:
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
@@ -35,6 +38,7 @@ class Namespaces:
     tag: str
     subnet: str  # the first three octets, e.g. "10.201.7"
     size: int
+    iptables: list[str]  # the argv prefix of `iptables` (tests.support.iptables)
 
     @property
     def hub(self) -> str:
@@ -83,14 +87,14 @@ class Namespaces:
             _run(*within, "ip", "link", "set", "lo", "up")
 
     def partition(self, i: int) -> None:
-        within = ("ip", "netns", "exec", self.name(i), "iptables")
+        within = ("ip", "netns", "exec", self.name(i), *self.iptables)
         for j in range(self.size):
             if j != i:
                 _run(*within, "-A", "INPUT", "-s", self.address(j), "-j", "DROP")
                 _run(*within, "-A", "OUTPUT", "-d", self.address(j), "-j", "DROP")
 
     def heal(self, i: int) -> None:
-        within = ("ip", "netns", "exec", self.name(i), "iptables")
+        within = ("ip", "netns", "exec", self.name(i), *self.iptables)
         _run(*within, "-F", "INPUT")
         _run(*within, "-F", "OUTPUT")
 
@@ -107,7 +111,12 @@ def namespaces(size: int) -> Iterator[Namespaces]:
     """`size` member namespaces and the hub, named and numbered after this process (so that
     runs side by side do not collide), removed at the end whatever happens."""
     pid = os.getpid()
-    spaces = Namespaces(tag=f"kb{pid % 100000}", subnet=f"10.{200 + pid % 50}.{pid % 250}", size=size)
+    spaces = Namespaces(
+        tag=f"kb{pid % 100000}",
+        subnet=f"10.{200 + pid % 50}.{pid % 250}",
+        size=size,
+        iptables=iptables.provision(),
+    )
     spaces.remove()  # left over by a run of a process with the same number that was killed
     try:
         spaces.create()

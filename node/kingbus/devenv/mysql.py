@@ -4,10 +4,8 @@ Theory of operation
 -------------------
 *Provisioning* (``provision``) builds a private, relocatable MySQL tree once per cache:
 
-1. A private apt root (its own ``apt.conf`` passed through ``APT_CONFIG``, so the host's
-   ``apt.conf.d`` and its ``Default-Release`` never apply) pointing at Debian sid, with an empty
-   dpkg status. ``apt-get --download-only install mysql-server-core mysql-client-core`` then
-   resolves the *whole* dependency closure (libc included) into ``.deb`` files.
+1. ``kingbus.devenv.debtree`` resolves the whole dependency closure of ``mysql-server-core``
+   and ``mysql-client-core`` (libc included) from Debian sid with a private apt root.
 2. The debs are kept in ``<cache>/mysql-9.7/debs`` so a later re-unpack needs no network, and are
    unpacked with ``dpkg -x`` into ``<cache>/mysql-9.7/tree`` (perl is skipped: only the server,
    the client and their libraries are needed).
@@ -43,8 +41,6 @@ import argparse
 import atexit
 import contextlib
 import ctypes
-import fcntl
-import getpass
 import json
 import os
 import re
@@ -55,7 +51,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,11 +59,18 @@ from typing import Any
 import pymysql
 import pymysql.cursors
 
+from kingbus.devenv.debtree import (
+    DebTree,
+    ProvisioningError,
+    default_cache_dir,
+    download_closure,
+    file_lock,
+    run,
+    unpack,
+)
+
 MYSQL_SERIES = "9.7"
 APT_PACKAGES = ("mysql-server-core", "mysql-client-core")
-SID_SOURCE = (
-    "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian sid main"
-)
 # Packages whose files the servers never need; perl is the big one (the client tools in Perl).
 SKIPPED_DEB_PREFIXES = ("perl", "libperl")
 # Small-memory settings: ~290 MB RSS per server instead of ~540 MB. The redo capacity is also
@@ -87,18 +90,8 @@ BENCH_SOURCE_ARGS = ("--innodb-redo-log-capacity=256M", "--innodb-buffer-pool-si
 _MAX_SOCKET_PATH = 100
 
 
-class ProvisioningError(RuntimeError):
-    """The MySQL tree could not be built or is not the expected version."""
-
-
 class ServerStartError(RuntimeError):
     """mysqld exited or did not become ready; the message carries the error log's tail."""
-
-
-def default_cache_dir() -> Path:
-    """``$KINGBUS_CACHE`` or ``~/.cache/kingbus``, the same rule as scripts/env.sh."""
-    env = os.environ.get("KINGBUS_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "kingbus"
 
 
 @dataclass(frozen=True)
@@ -108,14 +101,6 @@ class MySQLTree:
     root: Path
     version: str
     template_datadir: Path
-
-    @property
-    def libdir(self) -> Path:
-        return self.root / "usr" / "lib" / "x86_64-linux-gnu"
-
-    @property
-    def loader(self) -> Path:
-        return self.libdir / "ld-linux-x86-64.so.2"
 
     @property
     def basedir(self) -> Path:
@@ -144,7 +129,7 @@ class MySQLTree:
 
     def command(self, binary: Path, *args: str) -> list[str]:
         """argv running ``binary`` from this tree with the tree's own loader and libraries."""
-        return [str(self.loader), "--inhibit-cache", "--library-path", str(self.libdir), str(binary), *args]
+        return DebTree(self.root).command(binary, *args)
 
     def mysqld_command(self, *args: str) -> list[str]:
         # --no-defaults must be the first option; host MariaDB ships an /etc/mysql/my.cnf.
@@ -174,86 +159,8 @@ class MySQLTree:
 # Provisioning
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _run(argv: Sequence[str], *, env: dict[str, str] | None = None, what: str) -> str:
-    result = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        tail = (result.stdout + result.stderr)[-4000:]
-        raise ProvisioningError(f"{what} failed (exit {result.returncode}): {' '.join(argv)}\n{tail}")
-    return result.stdout
-
-
-def _download_debs(work: Path, debs: Path) -> None:
-    """Resolve and download the MySQL packages' full closure from sid into ``debs``."""
-    apt = work / "apt"
-    shutil.rmtree(apt, ignore_errors=True)
-    for sub in (
-        "etc/apt/apt.conf.d",
-        "etc/apt/preferences.d",
-        "etc/apt/sources.list.d",
-        "var/lib/apt/lists/partial",
-        "var/cache/apt/archives/partial",
-        "var/lib/dpkg",
-        "log",
-    ):
-        (apt / sub).mkdir(parents=True, exist_ok=True)
-    (apt / "var/lib/dpkg/status").touch()
-    (apt / "etc/apt/sources.list").write_text(SID_SOURCE + "\n")
-    # The sid snapshot's InRelease may be past its Valid-Until; the private root does not get
-    # the host's apt.conf.d that disables the check, so disable it here.
-    (apt / "apt.conf").write_text(
-        f'Dir::Etc "{apt}/etc/apt"; Dir::State "{apt}/var/lib/apt";\n'
-        f'Dir::State::status "{apt}/var/lib/dpkg/status"; Dir::Cache "{apt}/var/cache/apt";\n'
-        f'Dir::Log "{apt}/log"; APT::Architecture "amd64"; APT::Architectures {{ "amd64"; }};\n'
-        'Debug::NoLocking "1"; APT::Install-Recommends "0";\n'
-        f'APT::Sandbox::User "{getpass.getuser()}";\n'
-        'Acquire::Check-Valid-Until "false"; Acquire::Check-Date "false";\n'
-    )
-    env = {**os.environ, "APT_CONFIG": str(apt / "apt.conf"), "DEBIAN_FRONTEND": "noninteractive"}
-    _run(["apt-get", "-qq", "update"], env=env, what="apt-get update (private sid root)")
-    _run(
-        ["apt-get", "-qq", "-y", "--download-only", "install", *APT_PACKAGES],
-        env=env,
-        what="apt-get --download-only",
-    )
-    downloaded = sorted((apt / "var/cache/apt/archives").glob("*.deb"))
-    if not any(p.name.startswith("mysql-server-core") for p in downloaded):
-        raise ProvisioningError(f"apt downloaded no mysql-server-core package into {apt}")
-    staging = work / "debs.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    for deb in downloaded:
-        shutil.move(deb, staging / deb.name)
-    shutil.rmtree(debs, ignore_errors=True)
-    staging.rename(debs)
-    # The package lists (~25 MB) are only needed to resolve; the debs are the reusable part.
-    shutil.rmtree(apt, ignore_errors=True)
-
-
-def _unpack(debs: Path, tree: Path) -> None:
-    staging = tree.with_name(tree.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    for deb in sorted(debs.glob("*.deb")):
-        if deb.name.startswith(SKIPPED_DEB_PREFIXES):
-            continue
-        _run(["dpkg", "-x", str(deb), str(staging)], what=f"dpkg -x {deb.name}")
-    shutil.rmtree(tree, ignore_errors=True)
-    staging.rename(tree)
-
-
 def _server_version(tree: MySQLTree) -> str:
-    out = _run(tree.command(tree.mysqld, "--version"), what="mysqld --version")
+    out = run(tree.command(tree.mysqld, "--version"), what="mysqld --version")
     match = re.search(r"Ver (\d+\.\d+\.\d+)", out)
     if not match:
         raise ProvisioningError(f"cannot read a version from mysqld --version: {out!r}")
@@ -288,12 +195,12 @@ def provision(cache_dir: Path | None = None) -> MySQLTree:
     """
     base = (cache_dir or default_cache_dir()) / f"mysql-{MYSQL_SERIES}"
     debs, root, template = base / "debs", base / "tree", base / "template-datadir"
-    with _file_lock(base / ".lock"):
+    with file_lock(base / ".lock"):
         if not (debs / ".complete").exists():
-            _download_debs(base, debs)
+            download_closure(APT_PACKAGES, base, debs)
             (debs / ".complete").touch()
         if not (root / ".complete").exists():
-            _unpack(debs, root)
+            unpack(debs, root, skipped_prefixes=SKIPPED_DEB_PREFIXES)
             (root / ".complete").touch()
         tree = MySQLTree(root=root, version="", template_datadir=template)
         try:
@@ -301,7 +208,7 @@ def provision(cache_dir: Path | None = None) -> MySQLTree:
         except (ProvisioningError, OSError):
             # A damaged tree (files deleted or truncated): unpack again from the kept debs,
             # which needs no network, and check once more.
-            _unpack(debs, root)
+            unpack(debs, root, skipped_prefixes=SKIPPED_DEB_PREFIXES)
             (root / ".complete").touch()
             version = _server_version(tree)
         if not version.startswith(MYSQL_SERIES + "."):
@@ -439,7 +346,7 @@ class MySQLServer:
         if not self.datadir.exists():
             self.datadir.parent.mkdir(parents=True, exist_ok=True)
             template = str(self.tree.template_datadir)
-            _run(["cp", "-a", template, str(self.datadir)], what="copy template datadir")
+            run(["cp", "-a", template, str(self.datadir)], what="copy template datadir")
             (self.datadir / "auto.cnf").unlink(missing_ok=True)
         if self.error_log.exists():
             self.error_log.replace(self.error_log.with_name("error.log.prev"))
