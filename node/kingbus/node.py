@@ -19,6 +19,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from kingbus.api import errors as api_errors
 from kingbus.api.app import make_admin_app
 from kingbus.api.control import SourceSpec
@@ -30,6 +32,7 @@ from kingbus.raft import entries, transfer
 from kingbus.raft.cluster import NotLeaderError, RaftError, RaftMember, RaftOptions
 from kingbus.raft.secrets import SecretBox
 from kingbus.raft.statemachine import StateMachine
+from kingbus.raft.successor import Follower, choose_successor
 from kingbus.server.accounts import load_accounts
 from kingbus.server.identity import load_or_create_server_uuid
 from kingbus.server.server import ReplicaServer
@@ -408,16 +411,52 @@ class Node:
 
     async def transfer_leadership(self, to: str | None) -> None:
         member = self._require_leader()
-        target = None
+        named = None
         if to:
             info = self.machine.state.members.get(to)
-            target = info.raft if info else to
-            if target not in member.member_addresses():
+            named = info.raft if info else to
+            if named not in member.member_addresses():
                 raise api_errors.NotFound(f"no member named {to}")
+            if named == self.config.raft.address:
+                return  # a request forwarded to the member it names has nothing to do
+        choice = choose_successor(await self._followers_for_succession(member), named)
+        if choice.raft is None:
+            raise api_errors.Conflict(choice.reason)
         try:
-            await asyncio.to_thread(member.transfer_leadership, target)
+            await asyncio.to_thread(member.transfer_leadership, choice.raft)
         except RaftError as exc:
             raise api_errors.Conflict(exc.reason) from None
+
+    async def _followers_for_succession(self, member: RaftMember) -> list[Follower]:
+        """The leader's view of each follower plus whether the follower says it is catching
+        up (its own /status, asked concurrently; no answer within 2 s counts as unknown)."""
+        by_raft = {m.raft: m for m in self.machine.state.members.values()}
+        followers = member.followers()
+
+        async def catching_up(session: aiohttp.ClientSession, raft: str) -> bool | None:
+            info = by_raft.get(raft)
+            if info is None or not info.admin:
+                return None
+            try:
+                async with session.get(info.admin.rstrip("/") + "/status") as response:
+                    if response.status != 200:
+                        return None
+                    return bool((await response.json()).get("catching_up"))
+            except (aiohttp.ClientError, TimeoutError, ValueError):
+                return None
+
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2.0)) as session:
+            states = await asyncio.gather(*(catching_up(session, f["raft"]) for f in followers))
+        return [
+            Follower(
+                raft=f["raft"],
+                name=by_raft[f["raft"]].name if f["raft"] in by_raft else f["raft"],
+                connected=f["connected"],
+                match_index=f["match_index"],
+                catching_up=state,
+            )
+            for f, state in zip(followers, states, strict=True)
+        ]
 
     # ------------------------------------------------------------------ background work
     def _on_syncer_commit(self, txns: int, size: int) -> None:

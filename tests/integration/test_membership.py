@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from kingbus.devenv import mysql
-from kingbus.devenv.localcluster import Cluster, http, wait_until
+from kingbus.devenv.localcluster import ApiError, Cluster, http, wait_until
 from kingbus.devenv.workload import large_txn_load, small_txn_load
 from tests.integration.stored import source_transactions, stored_transactions
 
@@ -102,3 +102,33 @@ def test_leader_transfer_to_the_current_leader_is_already_done(cluster: Cluster)
     # leader itself); `http` raises on any error status.  Nothing is asserted about the term
     # afterwards: an unrelated election can happen at any time on a loaded machine (seen in CI).
     http("POST", f"{follower.admin}/leader/transfer", {"to": leader.name})
+
+
+def test_leader_transfer_without_a_target_passes_over_a_member_that_cannot(cluster: Cluster) -> None:
+    """With no target the leader asks each follower for its status and hands leadership to one
+    that can take over; a named follower that cannot is refused at once, with the reason."""
+    leader = cluster.leader()
+    wait_until(
+        lambda: all(m["admin"] for m in leader.status()["members"]),
+        timeout=30,
+        what="every member announced in the directory",
+    )
+    down, up = (m for m in cluster.members if m is not leader)
+    down.kill9()
+
+    def leader_sees_it_connected() -> bool:
+        return any(f["connected"] for f in leader.status()["raft"]["followers"] if f["raft"] == down.raft)
+
+    wait_until(
+        lambda: not leader_sees_it_connected(),
+        timeout=30,
+        what=f"the leader to see {down.name} disconnected",
+    )
+    with pytest.raises(ApiError) as refused:
+        http("POST", f"{leader.admin}/leader/transfer", {"to": down.name})
+    assert refused.value.status == 409
+    assert f"{down.name} cannot take over: not connected" in str(refused.value.body)
+
+    http("POST", f"{leader.admin}/leader/transfer", {})
+    assert up.status()["role"] == "leader"
+    assert leader.status()["role"] == "follower"
