@@ -20,6 +20,22 @@ class FakeSocket:
         self.chunk = chunk
         self.room = room  # bytes the kernel would take before EAGAIN (None: unlimited)
         self.sent = bytearray()
+        self.inbox = bytearray()  # what the peer sent and recv_into has not taken yet
+        self.closed_by_peer = False
+        self.so_error = 0
+
+    def recv_into(self, buffer: memoryview) -> int:
+        if not self.inbox:
+            if self.closed_by_peer:
+                return 0
+            raise BlockingIOError(errno.EAGAIN, "would block")
+        n = min(len(buffer), len(self.inbox))
+        buffer[:n] = self.inbox[:n]
+        del self.inbox[:n]
+        return n
+
+    def getsockopt(self, level: int, option: int) -> int:
+        return self.so_error
 
     def send(self, data: bytes) -> int:
         n = min(self.chunk, len(data))
@@ -67,7 +83,11 @@ class FakeConnection:
             pass
 
     def receive(self, data: bytes) -> None:
-        self._TcpConnection__readBuffer += data  # what pysyncobj's __processRead does
+        """The bytes arrive at the socket; read until it would block, as pysyncobj's
+        `__tryReadBuffer` does."""
+        self._TcpConnection__socket.inbox += data
+        while transport._process_read(self):
+            pass
 
     def messages(self) -> list[Any]:
         out = []
@@ -159,3 +179,32 @@ def test_a_disconnected_connection_is_not_subscribed() -> None:
     conn.state = CONNECTION_STATE.DISCONNECTED
     transport._send(conn, {"type": "heartbeat"})
     assert conn._TcpConnection__poller.subscriptions == {}
+
+
+def test_a_message_larger_than_the_receive_scratch_arrives_whole() -> None:
+    sender, receiver = FakeConnection("pw"), FakeConnection("pw")
+    big = bytes(range(256)) * (3 * transport.RECV_SCRATCH_BYTES // 256 + 7)
+    transport._send(sender, {"entries": big})
+    receiver.receive(bytes(sender._TcpConnection__socket.sent))
+    assert receiver.messages() == [{"entries": big}] and not receiver.disconnected
+
+
+def test_a_peer_that_closes_disconnects_the_reader() -> None:
+    conn = FakeConnection("pw")
+    conn._TcpConnection__socket.closed_by_peer = True
+    conn.receive(b"")
+    assert conn.disconnected
+
+
+def test_a_socket_error_disconnects_the_reader() -> None:
+    conn = FakeConnection("pw")
+    conn._TcpConnection__socket.so_error = errno.ECONNRESET
+    conn.receive(b"abc")
+    assert conn.disconnected
+
+
+def test_nothing_to_read_is_not_a_disconnect() -> None:
+    conn = FakeConnection("pw")
+    conn.receive(b"")
+    assert not conn.disconnected and conn._TcpConnection__readBuffer == b""
+
