@@ -11,11 +11,14 @@ transactions (6-7 MB/s through three nodes, ~90% of the leader's CPU in `TcpConn
   bottleneck;
 * Fernet is AES-CBC + HMAC-SHA256 + base64, another 1.33x and two more passes.
 
-It also keeps the connection's buffers as `bytearray`s consumed from the front.  pysyncobj
-keeps them as `bytes`: every queued message copies the whole pending output, every partial
-`send` copies what is left, and every parsed message copies the rest of the input -- with
-megabytes of entries in flight to a follower, quadratic copying that cost the leader more
-than the work itself on large transactions.
+It also changes how bytes wait.  pysyncobj keeps a connection's buffers as `bytes`: every
+queued message copies the whole pending output, every partial `send` copies what is left, and
+every parsed message copies the rest of the input -- with megabytes of entries in flight to a
+follower, quadratic copying that cost the leader more than the work itself on large
+transactions.  Here output is a queue of pieces (`kingbus.raft.outqueue`: entries are neither
+copied into the pickle nor into the queue, and are encrypted piece by piece), and input is a
+bytearray consumed from the front, filled from one reused receive buffer and parsed through a
+view.
 
 And it keeps sending what the socket could not take at once.  pysyncobj asks its poller to
 report a connection writable only from inside a "writable" event, and drops the request when
@@ -42,10 +45,14 @@ import os
 import pickle
 import socket
 import struct
+from collections.abc import Sequence
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from kingbus.raft.outqueue import OutputQueue, Piece, pickle_pieces
 
 _SALT = b"kingbus/raft-transport/v1"
 _TS = struct.Struct("<Q")
@@ -59,13 +66,28 @@ class AeadEncryptor:
 
     def __init__(self, password: str | bytes) -> None:
         secret = password.encode() if isinstance(password, str) else password
-        key = hashlib.pbkdf2_hmac("sha256", secret, _SALT, 100_000, dklen=32)
-        self._aead = AESGCM(key)
+        self._key = hashlib.pbkdf2_hmac("sha256", secret, _SALT, 100_000, dklen=32)
+        self._aead = AESGCM(self._key)
 
     def encrypt_at_time(self, data: bytes, current_time: int) -> bytes:
         ts = _TS.pack(current_time)
         nonce = os.urandom(_NONCE_LEN)
         return ts + nonce + self._aead.encrypt(nonce, data, ts)
+
+    def encrypt_pieces_at_time(self, pieces: Sequence[Piece], current_time: int) -> list[Piece]:
+        """`encrypt_at_time` of the pieces' concatenation, as pieces (the same bytes when
+        joined): a large message is encrypted piece by piece and never joined."""
+        ts = _TS.pack(current_time)
+        nonce = os.urandom(_NONCE_LEN)
+        if len(pieces) == 1:
+            return [ts, nonce, self._aead.encrypt(nonce, pieces[0], ts)]
+        encryptor = Cipher(algorithms.AES(self._key), modes.GCM(nonce)).encryptor()
+        encryptor.authenticate_additional_data(ts)
+        out: list[Piece] = [ts, nonce]
+        out.extend(encryptor.update(piece) for piece in pieces)
+        out.append(encryptor.finalize())
+        out.append(encryptor.tag)
+        return out
 
     def extract_timestamp(self, token: bytes | memoryview) -> int:
         if len(token) < _TS.size + _NONCE_LEN:
@@ -88,18 +110,26 @@ class AeadEncryptor:
 def _send(self: Any, message: Any) -> None:
     if self.sendRandKey:
         message = (self.sendRandKey, message)
-    data = pickle.dumps(message, protocol=5)
+    pieces = pickle_pieces(message)
     if self.encryptor:
         from pysyncobj.monotonic import monotonic as monotonic_time
 
-        data = self.encryptor.encrypt_at_time(data, int(monotonic_time()))
-    buffer = self._TcpConnection__writeBuffer
-    if type(buffer) is not bytearray:  # pysyncobj resets it to bytes() on (re)connection
-        buffer = self._TcpConnection__writeBuffer = bytearray(buffer)
-    buffer += struct.pack("i", len(data))
-    buffer += data
+        pieces = self.encryptor.encrypt_pieces_at_time(pieces, int(monotonic_time()))
+    queue = _output_queue(self)
+    queue.append(struct.pack("i", sum(len(piece) for piece in pieces)))
+    for piece in pieces:
+        queue.append(piece)
     self._TcpConnection__trySendBuffer()
     _want_writable_while_queued(self)
+
+
+def _output_queue(self: Any) -> OutputQueue:
+    queue = self._TcpConnection__writeBuffer
+    if type(queue) is not OutputQueue:  # pysyncobj resets it to bytes() on (re)connection
+        leftover = queue
+        queue = self._TcpConnection__writeBuffer = OutputQueue()
+        queue.append(bytes(leftover))
+    return queue
 
 
 def _want_writable_while_queued(self: Any) -> None:
@@ -115,13 +145,13 @@ def _want_writable_while_queued(self: Any) -> None:
 
 
 def _process_send(self: Any) -> bool:
-    """pysyncobj's `__processSend`, consuming the front of a bytearray instead of copying the
-    rest of the buffer after each partial send."""
-    buffer = self._TcpConnection__writeBuffer
-    if not buffer:
+    """pysyncobj's `__processSend` over the queue of pieces (`kingbus.raft.outqueue`): one
+    gathering send, and the queue drops what the socket took (pysyncobj copied the rest of its
+    buffer after every partial send)."""
+    if not self._TcpConnection__writeBuffer:
         return False
     try:
-        sent = self._TcpConnection__socket.send(buffer)
+        sent = _output_queue(self).send_to(self._TcpConnection__socket)
     except OSError as e:
         if e.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
             self.disconnect()
@@ -129,17 +159,7 @@ def _process_send(self: Any) -> bool:
     if sent < 0:
         self.disconnect()
         return False
-    if sent == 0:
-        return False
-    if sent == len(buffer):
-        # A fresh buffer: an emptied bytearray keeps its capacity, the high-water mark of
-        # what was queued for this peer.
-        self._TcpConnection__writeBuffer = bytearray()
-    elif type(buffer) is bytearray:
-        del buffer[:sent]
-    else:
-        self._TcpConnection__writeBuffer = buffer[sent:]
-    return True
+    return sent > 0
 
 
 #: Bytes one `recv_into` may take.  pysyncobj calls `recv(recvBufferSize)` (16 MiB here),
