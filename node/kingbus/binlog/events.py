@@ -13,11 +13,12 @@ with the little-endian header fields
     offset 13 u32 log_pos         (file offset just past this event in the writer's file)
     offset 17 u16 flags
 
-The CRC32 is `zlib.crc32` over header and body, stored little-endian. Any edit to an event
-must be followed by recomputing it (`recompute_crc`), or a replica rejects the event. One
-exception, MySQL's: a Format_description event is checksummed as if its BINLOG_IN_USE flag
-were clear, because the server sets that flag in the file it is writing after computing the
-CRC (verified on MySQL 9.7; `crc32_ok` and `with_crc` follow the same rule).
+The CRC32 is zlib's CRC-32 (computed by `kingbus.binlog.crc`) over header and body, stored
+little-endian. Any edit to an event must be followed by recomputing it (`recompute_crc`), or a
+replica rejects the event. One exception, MySQL's: a Format_description event is checksummed
+as if its BINLOG_IN_USE flag were clear, because the server sets that flag in the file it is
+writing after computing the CRC (verified on MySQL 9.7; `crc32_ok` and `with_crc` follow the
+same rule).
 
 This module deals only in bytes: nothing here does I/O. Decoders accept `bytes`,
 `bytearray` or `memoryview` and raise `MalformedEvent` (a `ValueError`) on anything short
@@ -29,9 +30,9 @@ from __future__ import annotations
 import dataclasses
 import enum
 import struct
-import zlib
 from collections.abc import Iterator
 
+from kingbus.binlog.crc import crc32
 from kingbus.binlog.errors import MalformedEvent
 
 Buffer = bytes | bytearray | memoryview
@@ -49,7 +50,7 @@ EVENT_SIZE_OFFSET = 9
 LOG_POS_OFFSET = 13
 FLAGS_OFFSET = 17
 
-#: zlib.crc32(data + crc32(data).to_bytes(4, "little")) for every `data`.
+#: crc32(data + crc32(data).to_bytes(4, "little")) for every `data`.
 CRC32_RESIDUE = 0x2144DF1C
 
 _HEADER = struct.Struct("<IBIIIH")
@@ -191,12 +192,12 @@ def crc32_ok(event: Buffer) -> bool:
         return False
     # The CRC-32 of a message followed by its own little-endian CRC-32 is always this
     # constant (the CRC "residue"), so no slice of the event is needed.
-    return zlib.crc32(_crc_input(event)) == CRC32_RESIDUE
+    return crc32(_crc_input(event)) == CRC32_RESIDUE
 
 
 def with_crc(event_without_crc: Buffer) -> bytes:
     """Append the CRC32 footer to an event whose header already counts those 4 bytes."""
-    return bytes(event_without_crc) + _U32.pack(zlib.crc32(_crc_input(event_without_crc)))
+    return bytes(event_without_crc) + _U32.pack(crc32(_crc_input(event_without_crc)))
 
 
 def recompute_crc(event: Buffer) -> bytes:

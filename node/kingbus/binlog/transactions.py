@@ -38,9 +38,9 @@ once the checksum setting is known (constructor or the stream's FDE), its CRC32.
 complete transaction; it stops at the first torn, corrupt or incomplete unit and says
 where the good prefix ends and why the rest is bad, for crash recovery and indexing.
 
-Performance: the assembler keeps no per-event objects; it reads the type byte and the
-two header words with one `unpack_from`, verifies the CRC with one `zlib.crc32` over the
-whole event (CRC-32 of data followed by its own little-endian CRC is the constant
+Performance: the assembler keeps no per-event objects; it reads the type byte and the two
+header words with one `unpack_from`, verifies the CRC with one `crc32` (`kingbus.binlog.crc`)
+over the whole event (CRC-32 of data followed by its own little-endian CRC is the constant
 0x2144DF1C), and only parses statement text for Query events. The transitions almost every
 transaction takes (GTID, a Query that is exactly ``BEGIN``, rows, XID) are decided in `feed`
 itself; everything else goes through `_step`, and a test requires both to decide alike.
@@ -51,10 +51,10 @@ from __future__ import annotations
 import dataclasses
 import enum
 import struct
-import zlib
 from collections.abc import Iterator
 from typing import NamedTuple
 
+from kingbus.binlog.crc import crc32
 from kingbus.binlog.errors import AnonymousGtidEvent, MalformedEvent, UnexpectedEvent
 from kingbus.binlog.events import (
     BINLOG_MAGIC,
@@ -260,7 +260,7 @@ class TransactionAssembler:
             raise MalformedEvent(f"{type_name(event_type)} event_size {size} but {n} bytes received")
         if event_type == _FDE:
             return self._feed_fde(event, log_pos)
-        if self._check_crc and (n < HEADER_LEN + CHECKSUM_LEN or zlib.crc32(event) != _CRC_RESIDUE):
+        if self._check_crc and (n < HEADER_LEN + CHECKSUM_LEN or crc32(event) != _CRC_RESIDUE):
             raise MalformedEvent(f"{type_name(event_type)} event with log_pos {log_pos}: bad CRC32")
 
         # The common cases first, each the same decision `_step` makes (the tests run both).
@@ -419,7 +419,7 @@ class TransactionScanner:
                 crc_ok = crc32_ok(event)  # an FDE always has a CRC32 (and MySQL's in-use rule)
             else:
                 crc_ok = not self.checksum or (
-                    size >= HEADER_LEN + CHECKSUM_LEN and zlib.crc32(event) == _CRC_RESIDUE
+                    size >= HEADER_LEN + CHECKSUM_LEN and crc32(event) == _CRC_RESIDUE
                 )
             if not crc_ok:
                 self._stop(Tail.BAD_CRC, f"{type_name(event_type)} event at offset {offset}: bad CRC32")

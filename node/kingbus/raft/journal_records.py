@@ -6,11 +6,12 @@ A segment file is a fixed 8-byte header followed by records laid end to end::
     record  := body_len:u32le  crc:u32le  body
     body    := idx:u64le  term:u64le  command
 
-`crc` is zlib's CRC-32 over the four `body_len` bytes followed by `body`, so a torn or
-bit-flipped length is caught as well as a damaged body.  `body_len` is at least 16 (an empty
-command is allowed); a length of 0 is what a zero-filled tail after a crash looks like, and is
-rejected like any other bad record.  Offsets and indexes are unsigned 64-bit, so neither a
-segment nor the journal has a size ceiling below what the disk holds.
+`crc` is zlib's CRC-32 (computed by `kingbus.binlog.crc`) over the four `body_len` bytes
+followed by `body`, so a torn or bit-flipped length is caught as well as a damaged body.
+`body_len` is at least 16 (an empty command is allowed); a length of 0 is what a zero-filled
+tail after a crash looks like, and is rejected like any other bad record. Offsets and indexes
+are unsigned 64-bit, so neither a segment nor the journal has a size ceiling below what the
+disk holds.
 
 The functions here only turn values into bytes and back; reading files and deciding what to do
 with a bad record is `journal.py`'s job.
@@ -19,8 +20,9 @@ with a bad record is `journal.py`'s job.
 from __future__ import annotations
 
 import struct
-import zlib
 from dataclasses import dataclass
+
+from kingbus.binlog.crc import crc32
 
 SEGMENT_MAGIC = b"KBRJSEG1"
 SEGMENT_HEADER_BYTES = len(SEGMENT_MAGIC)
@@ -52,7 +54,7 @@ class RecordHead:
 
 def record_crc(body: bytes | memoryview) -> int:
     """CRC-32 of a record: over its length field, then its body."""
-    return zlib.crc32(body, zlib.crc32(_LEN.pack(len(body))))
+    return crc32(body, crc32(_LEN.pack(len(body))))
 
 
 def encode_record(idx: int, term: int, command: bytes) -> tuple[bytes, int]:
