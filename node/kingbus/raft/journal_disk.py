@@ -322,7 +322,7 @@ class DiskJournal:
                     expected = self._first_idx + pos
                     if idx != expected:
                         raise JournalError(f"add of index {idx} where index {expected} comes next")
-                    record, crc = journal_records.encode_record(idx, term, command)
+                    head, crc = journal_records.encode_record_head(idx, term, command)
                     if self._terms[pos] == term and self._crcs[pos] == crc:
                         self._keep(pos, (command, idx, term))
                         return
@@ -336,15 +336,15 @@ class DiskJournal:
                             term,
                         )
                     self._end_tentative_with_conflict(pos)
-                    self._append(record, crc, (command, idx, term))
+                    self._append(head, crc, (command, idx, term))
                     return
                 self._end_tentative_kept_all()
             if self._offsets and idx != self._first_idx + len(self._offsets):
                 raise JournalError(
                     f"add of index {idx} to a journal ending at {self._first_idx + len(self._offsets) - 1}"
                 )
-            record, crc = journal_records.encode_record(idx, term, command)
-            self._append(record, crc, (command, idx, term))
+            head, crc = journal_records.encode_record_head(idx, term, command)
+            self._append(head, crc, (command, idx, term))
 
     def deleteEntriesFrom(self, entryFrom: int) -> None:
         """Mark a tentative cut at position `entryFrom` (relative to the first entry)."""
@@ -566,15 +566,17 @@ class DiskJournal:
             self._end_tentative_kept_all()
 
     # ------------------------------------------------------------------ physical changes
-    def _append(self, record: bytes, crc: int, entry: Entry) -> None:
+    def _append(self, head: bytes, crc: int, entry: Entry) -> None:
+        """Writes the record `head + entry's command` (see `encode_record_head`)."""
+        record_bytes = len(head) + len(entry[0])
         seg = self._segments[-1] if self._segments else None
         if seg is None or (
-            seg.size > SEGMENT_HEADER_BYTES and seg.size + len(record) > self.options.segment_bytes
+            seg.size > SEGMENT_HEADER_BYTES and seg.size + record_bytes > self.options.segment_bytes
         ):
             seg = self._new_segment(entry[1])
         offset = seg.size
         try:
-            _pwrite_all(seg.fd, record, offset)
+            _pwrite_all(seg.fd, offset, head, entry[0])
             if not self.options.group_commit:
                 self._syncer.sync_file(seg.fd)
             elif not self._unsynced or self._unsynced[-1] != seg.fd:
@@ -586,7 +588,7 @@ class DiskJournal:
             with contextlib.suppress(OSError):
                 os.ftruncate(seg.fd, offset)
             raise
-        seg.size = offset + len(record)
+        seg.size = offset + record_bytes
         if not self._offsets:
             self._first_idx = entry[1]
             self._first_entry = entry
@@ -633,7 +635,7 @@ class DiskJournal:
         seg_path = self.path / journal_files.segment_name(seq)
         fd = os.open(seg_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            _pwrite_all(fd, SEGMENT_MAGIC, 0)
+            _pwrite_all(fd, 0, SEGMENT_MAGIC)
             self._syncer.sync_file(fd)
             self._syncer.sync_dir(self.path)
         except OSError as exc:
@@ -797,9 +799,14 @@ class DiskJournal:
             raise JournalError(f"journal {self.path} failed earlier: {self._failed}")
 
 
-def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view = view[written:]
+def _pwrite_all(fd: int, offset: int, *parts: bytes) -> None:
+    """Writes the parts one after the other at `offset` (one pwritev, more after a short write)."""
+    views = [memoryview(part) for part in parts if part]
+    while views:
+        written = os.pwritev(fd, views, offset)
         offset += written
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            views.pop(0)
+        if written:
+            views[0] = views[0][written:]

@@ -57,13 +57,22 @@ def record_crc(body: bytes | memoryview) -> int:
     return crc32(body, crc32(_LEN.pack(len(body))))
 
 
+def encode_record_head(idx: int, term: int, command: bytes) -> tuple[bytes, int]:
+    """The bytes that precede `command` in its record (header and body prefix), and the
+    record's CRC: the record is ``head + command``, written without joining them (an entry is
+    up to megabytes, and every member writes every one)."""
+    body_len = BODY_PREFIX_BYTES + len(command)
+    if body_len > MAX_BODY_BYTES:
+        raise ValueError(f"journal entry of {len(command)} bytes does not fit a record")
+    prefix = _BODY_PREFIX.pack(idx, term)
+    crc = crc32(command, crc32(prefix, crc32(_LEN.pack(body_len))))
+    return _RECORD_HEADER.pack(body_len, crc) + prefix, crc
+
+
 def encode_record(idx: int, term: int, command: bytes) -> tuple[bytes, int]:
     """Return the record bytes for one journal entry and its CRC."""
-    body = _BODY_PREFIX.pack(idx, term) + command
-    if len(body) > MAX_BODY_BYTES:
-        raise ValueError(f"journal entry of {len(command)} bytes does not fit a record")
-    crc = record_crc(body)
-    return _RECORD_HEADER.pack(len(body), crc) + body, crc
+    head, crc = encode_record_head(idx, term, command)
+    return head + command, crc
 
 
 def decode_head(peek: bytes) -> RecordHead | None:
