@@ -45,6 +45,7 @@ is started only while every member is healthy.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -268,7 +269,7 @@ def _membership(f: Facts, raft: RaftFact, current: int) -> Action | None:
         victim = strays[0] if strays else names.member(cluster, current - 1)
         if victim in members:
             if raft.leader == victim:
-                target = _transfer_target(raft, exclude=victim)
+                target = _transfer_target(raft, f.pods, exclude=victim)
                 if target is None:
                     return Refuse(
                         "QuorumAtRisk",
@@ -305,9 +306,14 @@ def _membership(f: Facts, raft: RaftFact, current: int) -> Action | None:
     return None
 
 
-def _transfer_target(raft: RaftFact, *, exclude: str) -> str | None:
+def _transfer_target(raft: RaftFact, pods: Sequence[PodFact], *, exclude: str) -> str | None:
+    """A healthy voter other than `exclude`, one whose pod is Ready first: a member that is
+    still catching up from its peers is connected (healthy) but not Ready, and its node
+    refuses to hand it leadership (409) until it has caught up."""
+    ready = {p.name for p in pods if p.ready}
     candidates = sorted(
-        m.name for m in raft.members if m.healthy and m.name != exclude and m.role != "learner"
+        (m.name for m in raft.members if m.healthy and m.name != exclude and m.role != "learner"),
+        key=lambda name: (name not in ready, name),
     )
     return candidates[0] if candidates else None
 
@@ -329,7 +335,7 @@ def _rolling(f: Facts, raft: RaftFact) -> Action | None:
     if followers:
         pod = max(followers, key=lambda p: p.ordinal)
         return DeletePod("PodRestarted", f"restarting {pod.name} on the new pod template", name=pod.name)
-    target = _transfer_target(raft, exclude=raft.leader or "")
+    target = _transfer_target(raft, f.pods, exclude=raft.leader or "")
     if target is None:
         return Hold("RollingUpdateWaiting", "no healthy member to take leadership over", degraded=True)
     return TransferLeadership(

@@ -113,6 +113,20 @@ CASES: list[tuple[str, World, type[d.Action], dict[str, Any], str]] = [
         {"away_from": "kb-4", "to": "kb-0"},
         "before removing",
     ),
+    (
+        "scale-down-hands-leadership-to-a-ready-member-first",
+        _five().led_by(4).pod(0, ready=False),
+        d.TransferLeadership,
+        {"away_from": "kb-4", "to": "kb-1"},
+        "before removing",
+    ),
+    (
+        "scale-down-hands-leadership-to-a-not-ready-member-when-none-is-ready",
+        _five().led_by(4).pod(0, ready=False).pod(1, ready=False).pod(2, ready=False).pod(3, ready=False),
+        d.TransferLeadership,
+        {"away_from": "kb-4", "to": "kb-0"},
+        "before removing",
+    ),
     ("scale-down-shrinks-after-removal", _five().no_member(4), d.ScaleStatefulSet, {"replicas": 4}, "kb-4"),
     (
         "scale-down-never-re-adds-the-removed-member",
