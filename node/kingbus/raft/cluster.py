@@ -254,10 +254,9 @@ class RaftMember:
         if self._journal is None or self.machine.in_chunk or self.store_behind():
             return
         now = time.monotonic()
-        size = self._journal.bytes_on_disk()
         limit = self.options.compaction_bytes
         if not compaction.wanted(
-            journal_bytes=size,
+            journal_bytes=self._journal.compactable_bytes(self.last_applied()),
             limit_bytes=limit,
             seconds_since_last=now - self._last_compaction,
             interval_seconds=self.options.compaction_seconds,
@@ -265,6 +264,7 @@ class RaftMember:
             return
         leader = self.is_leader()
         lags = leader and self._a_follower_lags()  # reads pysyncobj's status: only when wanted
+        size = self._journal.bytes_on_disk()
         if compaction.held_off(journal_bytes=size, limit_bytes=limit, is_leader=leader, follower_lags=lags):
             return
         # Also when pysyncobj then finds nothing new to compact: one attempt per interval.

@@ -18,7 +18,8 @@ HOLD_OFF_FACTOR = 4
 def wanted(
     *, journal_bytes: int, limit_bytes: int, seconds_since_last: float, interval_seconds: float
 ) -> bool:
-    """The journal is over its size limit, or the last compaction is an interval old."""
+    """The journal's applied entries (what a compaction drops) are over the size limit, or
+    the last compaction is an interval old."""
     return journal_bytes > limit_bytes or seconds_since_last >= interval_seconds
 
 

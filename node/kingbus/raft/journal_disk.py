@@ -510,6 +510,23 @@ class DiskJournal:
         with self._lock:
             return sum(seg.size for seg in self._segments)
 
+    def compactable_bytes(self, through_index: int) -> int:
+        """Bytes of the records from the first entry through `through_index` (a member's last
+        applied entry): what a log compaction would drop.  The size trigger reads this, not
+        `bytes_on_disk`, which also counts dropped records still at the start of the first
+        segment (segments are unlinked whole; the trigger then fired again right after a
+        compaction that ended inside a segment) and entries not applied yet (on a follower,
+        the leader's whole pipeline: the trigger then fired at half the size it names)."""
+        with self._lock:
+            end = min(len(self._offsets), through_index - self._first_idx + 1)
+            if end <= 0:
+                return 0
+            if end == len(self._offsets):
+                return sum(seg.size for seg in self._segments) - self._offsets[0]
+            segment = bisect.bisect_right(self._seg_first, self._first_idx + end) - 1
+            before = sum(seg.size for seg in self._segments[:segment])
+            return before - self._offsets[0] + self._offsets[end]
+
     def index_nbytes(self) -> int:
         """Bytes of RAM held by the entry index (arrays, segment table), not by cached entries."""
         with self._lock:

@@ -172,6 +172,33 @@ def test_delete_entries_to_across_segments_unlinks_whole_files(tmp_path: Path) -
     k._destroy()
 
 
+def test_compactable_bytes_count_applied_records_from_the_first_entry(tmp_path: Path) -> None:
+    """The compaction trigger reads `compactable_bytes`: dropped records still at the start of
+    the first segment do not count (a compaction that ended inside a segment fired again at
+    once, tick after tick), nor do entries beyond the last applied one (on a follower, the
+    leader's whole pipeline: compaction fired at half the size configured)."""
+    opts = JournalOptions(segment_bytes=300)  # 8-byte header + 6 records of 44 bytes
+    j = DiskJournal(tmp_path / "j", opts)
+    assert j.compactable_bytes(10) == 0
+    fill(j, 1, 40)  # 7 segments: 1..6, 7..12, ..., 31..36, 37..40
+    assert j.compactable_bytes(0) == 0
+    assert j.compactable_bytes(1) == 44
+    # Records, plus the 8-byte header of each later segment the count reaches into.
+    assert j.compactable_bytes(5) == 5 * 44
+    assert j.compactable_bytes(6) == j.compactable_bytes(7) - 44 == 8 + 6 * 44
+    assert j.compactable_bytes(40) == j.compactable_bytes(99) == j.bytes_on_disk() - 8
+    j.deleteEntriesTo(17)  # entries 18..40 live; the segment holding 13..18 stays
+    assert j.bytes_on_disk() == 5 * 8 + 28 * 44
+    assert j.compactable_bytes(17) == 0
+    assert j.compactable_bytes(18) == 44 + 8  # entry 18 ends its segment
+    assert j.compactable_bytes(24) == 8 + 7 * 44 + 8  # 18..24, two segment boundaries
+    assert j.compactable_bytes(25) == 2 * 8 + 8 * 44
+    assert j.compactable_bytes(40) == 4 * 8 + 23 * 44
+    j.deleteEntriesTo(len(j))
+    assert j.compactable_bytes(40) == 0
+    j._destroy()
+
+
 def test_delete_entries_to_everything_clears(tmp_path: Path) -> None:
     j = DiskJournal(tmp_path / "j")
     fill(j, 1, 5)
