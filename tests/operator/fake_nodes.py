@@ -296,8 +296,8 @@ class FakeNodes:
             healthy = sum(1 for m in rest if self._healthy(ns, cluster, m))
             if healthy < len(rest) // 2 + 1:
                 raise nodeclient.NodeRefused(409, "fake: removal would leave no quorum")
+            self._record(ns, cluster, "remove", name)  # before the change: see set_source
             del cluster.members[name]
-            self._record(ns, cluster, "remove", name)
 
     def transfer_leader(self, url: str, token: str, to: str) -> None:
         with self.lock:
@@ -305,14 +305,18 @@ class FakeNodes:
             target = cluster.members.get(to)
             if target is None or not self._healthy(ns, cluster, target):
                 raise nodeclient.NodeRefused(409, f"fake: {to} cannot take over")
+            self._record(ns, cluster, "transfer", to)  # before the change: see set_source
             cluster.leader = to
-            self._record(ns, cluster, "transfer", to)
 
     def set_source(self, url: str, token: str, source: nodeclient.SourceRequest) -> None:
         with self.lock:
             ns, cluster = self._leader_call(url, token)
             if not source.password:
                 raise nodeclient.NodeRefused(400, "field 'password' is empty")
+            # Recorded before the source changes: tests poll `source` without the lock and
+            # then count the calls (the other order let one see the new source and a call
+            # count without it while `_record` read the StatefulSet; seen once in CI).
+            self._record(ns, cluster, "source", source.host, port=source.port)
             cluster.source = {
                 "host": source.host,
                 "port": source.port,
@@ -320,7 +324,6 @@ class FakeNodes:
                 "tls_mode": source.tls,
                 "tls_ca": source.tls_ca,
             }
-            self._record(ns, cluster, "source", source.host, port=source.port)
 
 
 class FakeNodeClient:
