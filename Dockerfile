@@ -27,7 +27,11 @@ FROM ${BASE}
 COPY --from=build /opt/kingbus /opt/kingbus
 # Non-root (the operator chart runs as 65532 with a read-only root filesystem); the node's
 # data lives on the mounted volume at /var/lib/kingbus.
-RUN mkdir -p /var/lib/kingbus && chown 65532:65532 /var/lib/kingbus
+# The user needs a name: kopf names the operator's peering identity after it (getpass.getuser(),
+# which fails for a uid missing from /etc/passwd, and the operator would crash at start).
+RUN echo 'kingbus:x:65532:65532:Kingbus:/var/lib/kingbus:/usr/sbin/nologin' >> /etc/passwd \
+ && echo 'kingbus:x:65532:' >> /etc/group \
+ && mkdir -p /var/lib/kingbus && chown 65532:65532 /var/lib/kingbus
 ENV PATH=/opt/kingbus/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
