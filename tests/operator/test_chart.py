@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -151,7 +152,7 @@ def test_template_accepted_by_the_api_server(
     assert deploy["spec"]["replicas"] == replicas
     (container,) = pod["containers"]
     assert container["image"] == image
-    assert f"--peering={PEERING}" in container["command"]
+    assert f"--peering={PEERING}" in kopf_argv(container)
     assert kinds["ClusterKopfPeering"]["metadata"]["name"] == PEERING
     selector = deploy["spec"]["selector"]["matchLabels"]
     labels = deploy["spec"]["template"]["metadata"]["labels"]
@@ -160,7 +161,7 @@ def test_template_accepted_by_the_api_server(
         assert container["imagePullPolicy"] == "Always"
         assert {"name": "KINGBUS_OPERATOR_RESYNC_SECONDS", "value": "30"} in container["env"]
         assert container["ports"] == [{"name": "liveness", "containerPort": 9090}]
-        assert "--liveness=http://0.0.0.0:9090/healthz" in container["command"]
+        assert "--liveness=http://0.0.0.0:9090/healthz" in kopf_argv(container)
         assert pod["nodeSelector"] == {"kubernetes.io/os": "linux"}
         assert pod["tolerations"][0]["key"] == "dedicated"
         assert container["resources"]["requests"] == {"cpu": "100m", "memory": "200Mi"}
@@ -182,7 +183,32 @@ def test_another_peering_name_is_rendered_and_passed_to_the_operator(helm: Helm)
     (peering,) = [d for d in docs if d["kind"] == "ClusterKopfPeering"]
     assert peering["metadata"]["name"] == "other"
     (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
-    assert "--peering=other" in deployment["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert "--peering=other" in kopf_argv(deployment["spec"]["template"]["spec"]["containers"][0])
+
+
+def kopf_argv(container: dict[str, Any]) -> list[str]:
+    """The operator's kopf command line: a shell runs it, to draw the peering priority."""
+    shell, flag, script = container["command"]
+    assert (shell, flag) == ("/bin/sh", "-c") and script.startswith("exec kopf run ")
+    return str(script).split()
+
+
+def test_each_operator_replica_draws_its_own_peering_priority(helm: Helm) -> None:
+    # kopf pauses *every* operator when two peers share a priority, so two replicas of one
+    # Deployment must not: run the rendered command with `kopf` replaced by `echo`.
+    out = helm.run("template", "x", str(CHART)).stdout
+    (deployment,) = [d for d in yaml.safe_load_all(out) if d and d["kind"] == "Deployment"]
+    script = deployment["spec"]["template"]["spec"]["containers"][0]["command"][2]
+    drawn = set()
+    for _ in range(3):
+        argv = subprocess.run(
+            ["/bin/sh", "-c", script.replace("exec kopf run", "exec echo", 1)],
+            capture_output=True, text=True, check=True,
+        ).stdout.split()  # fmt: skip
+        (priority,) = [a.removeprefix("--priority=") for a in argv if a.startswith("--priority=")]
+        assert priority.isdigit(), argv
+        drawn.add(int(priority))
+    assert len(drawn) == 3
 
 
 # ------------------------------------------------------------------------ install
