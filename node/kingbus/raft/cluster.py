@@ -36,7 +36,7 @@ from pysyncobj import FAIL_REASON, SyncObjConf, replicated
 from pysyncobj.config import SERIALIZER_STATE  # noqa: F401  (documented dependency)
 
 from kingbus.binlog.gtids import GtidSet
-from kingbus.raft import compaction, entries, journal, transport
+from kingbus.raft import compaction, entries, journal, peer_dns, transport
 from kingbus.raft.statemachine import ReplicatedState, StateMachine
 from kingbus.raft.tuned import TunedSyncObj
 
@@ -183,6 +183,7 @@ class RaftMember:
         batch_bytes = max(4 * options.entry_bytes, 1 << 20)
         buffer_bytes = 2 * batch_bytes
         transport.install()
+        peer_dns.install()
         journal.install_journal_factory(
             journal.JournalOptions(
                 fsync=options.fsync,
