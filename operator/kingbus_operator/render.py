@@ -47,6 +47,19 @@ CONFIG_HASH_ANNOTATION: Final = "kingbus.io/config-hash"
 
 Obj = dict[str, Any]
 
+# The image's user (the Dockerfile's USER). A fresh volume's root belongs to root, so without
+# fsGroup the node could not write its data directory; OnRootMismatch chowns only a volume whose
+# root is wrong, not every binlog segment at every start.
+NODE_UID: Final = 65532
+POD_SECURITY_CONTEXT: Final[Obj] = {
+    "runAsNonRoot": True,
+    "runAsUser": NODE_UID,
+    "runAsGroup": NODE_UID,
+    "fsGroup": NODE_UID,
+    "fsGroupChangePolicy": "OnRootMismatch",
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
 
 @dataclass(frozen=True)
 class Owner:
@@ -316,10 +329,12 @@ def pod_template(inp: RenderInput) -> Obj:
         "volumeMounts": mounts,
         "livenessProbe": {"httpGet": {"path": "/healthz", "port": "admin"}, "periodSeconds": 10},
         "readinessProbe": {"httpGet": {"path": "/readyz", "port": "admin"}, "periodSeconds": 5},
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
     }
     if spec.resources:
         container["resources"] = copy.deepcopy(dict(spec.resources))
     pod_spec: Obj = {
+        "securityContext": copy.deepcopy(POD_SECURITY_CONTEXT),
         "containers": [container],
         "volumes": volumes,
         # Leave time for a leader to hand over before the kill (DESIGN invariant 3 holds anyway).

@@ -95,6 +95,9 @@ def test_statefulset_shape() -> None:
     pod = s["template"]["spec"]
     (container,) = pod["containers"]
     assert container["image"] == "kingbus:1"
+    # The image's non-root user must be able to write a fresh (root-owned) volume.
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsUser"] == render.NODE_UID
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["KB_BOOTSTRAP_REPLICAS"] == "3" and env["KB_PEERS_DOMAIN"] == "kb-peers.ns.svc"
     assert "podAntiAffinity" in pod["affinity"]
