@@ -27,7 +27,6 @@ KIND_VERSION="${KIND_VERSION:-v0.30.0}"
 COREDNS_VERSION="v1.12.1"
 PAUSE_TAGS=(3.10 3.10.1)
 ETCD_TAG="3.6.5-0"
-POD_SUBNET="10.244.0.0/16"
 NODE_IMAGE="${KINGBUS_KIND_NODE_IMAGE:-kingbus/kind-node:$KUBE_VERSION}"
 MIRROR="${KINGBUS_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 CACHE="${KINGBUS_CACHE:-$HOME/.cache/kingbus}/kind/$KUBE_VERSION"
@@ -68,7 +67,7 @@ fi
 root_tar="$CACHE/node-root-$inputs.tar"
 if [[ -n "${REBUILD:-}" || ! -s "$root_tar" ]]; then
   log "making the node's root filesystem (mmdebstrap)"
-  KINGBUS_KIND_DIR="$here" KIND_SRC="$KIND_SRC" KUBE_BIN="$KUBE_BIN" KUBE_VERSION="$KUBE_VERSION" POD_SUBNET="$POD_SUBNET" \
+  KINGBUS_KIND_DIR="$here" KIND_SRC="$KIND_SRC" KUBE_BIN="$KUBE_BIN" KUBE_VERSION="$KUBE_VERSION" \
     mmdebstrap --variant=minbase --aptopt='APT::Install-Recommends "false"' \
     --include=systemd,conntrack,iptables,nftables,iproute2,ethtool,util-linux,mount,kmod,libseccomp2,pigz,bash,ca-certificates,curl,jq,procps,containerd,runc,containernetworking-plugins \
     --customize-hook="bash '$here/customize-node-root.sh' \"\$1\"" \

@@ -8,7 +8,7 @@
 # binaries (KUBE_BIN) are added, as `kind build node-image` would.
 #
 # Environment: KIND_SRC (kind module folder), KUBE_BIN (kubeadm, kubelet, kubectl),
-# KUBE_VERSION, POD_SUBNET, KINGBUS_KIND_DIR (this folder).
+# KUBE_VERSION, KINGBUS_KIND_DIR (this folder).
 set -euo pipefail
 root="$1"
 files="$KIND_SRC/images/base/files"
@@ -44,24 +44,9 @@ ln -sf /usr/bin/containerd "$root/usr/local/bin/containerd"
 mkdir -p "$root/opt/cni/bin"
 for plugin in "$root"/usr/lib/cni/*; do ln -sf "/usr/lib/cni/$(basename "$plugin")" "$root/opt/cni/bin/"; done
 
-# kind's default CNI (kindnetd) is an image from a registry, so the cluster is created with
-# disableDefaultCNI and the node brings this bridge network instead. A bridge with host-local
-# addresses connects the pods of one node only (no routes between nodes): this tier runs a
-# single-node cluster.
-mkdir -p "$root/etc/cni/net.d"
-cat >"$root/etc/cni/net.d/10-kingbus-bridge.conflist" <<EOF
-{
-  "cniVersion": "1.0.0",
-  "name": "kingbus-bridge",
-  "plugins": [
-    {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": true, "hairpinMode": true,
-     "ipam": {"type": "host-local", "ranges": [[{"subnet": "$POD_SUBNET"}]],
-              "routes": [{"dst": "0.0.0.0/0"}]}},
-    {"type": "portmap", "capabilities": {"portMappings": true}},
-    {"type": "loopback"}
-  ]
-}
-EOF
+# No CNI configuration: kind's default CNI (kindnetd) is an image from a registry, so the
+# cluster is created with disableDefaultCNI and e2e/kind/e2e.py does kindnetd's job once the
+# nodes have their pod CIDRs (a bridge configuration per node, routes between nodes).
 
 # The runtime spec kind's containerd config names, generated as kind generates it.
 chroot "$root" sh -c "ctr oci spec \

@@ -1,8 +1,9 @@
 """Kingbus on a kind cluster: the operator (installed by the Helm chart) runs a three-member
 KingbusCluster of real Kingbus pods on persistent volumes in front of a MySQL 9.7 source, and
 a real MySQL 9.7 replica streams from the cluster's Service. Then: a member's pod is
-force-deleted, the cluster scales to four and back to three, and the source dies and is
-replaced by declaring a new ``spec.source``, all while the replica, never re-pointed, keeps
+force-deleted, the cluster scales to four and back to three, the source dies and is replaced
+by declaring a new ``spec.source``, and a Kubernetes node holding a member is lost for good
+(its member is recreated on another node), all while the replica, never re-pointed, keeps
 receiving every transaction.
 
     bash e2e/kind/run.sh [--keep]
@@ -35,10 +36,10 @@ ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = "kingbus-e2e"
 NAMESPACE = "e2e"
 OPERATOR_NAMESPACE = "kingbus-system"
-POD_SUBNET = "10.244.0.0/16"  # cluster.yaml
 SERVICE_SUBNET = "10.96.0.0/16"  # kind's default
 STORAGE_CLASS = "kingbus-local"
-VOLUMES = 5  # three members, a fourth while scaled up, one spare
+VOLUMES_PER_WORKER = 3  # room for a fourth member, and for a member recreated after a node loss
+NODE_LOSS_TIMEOUT = 15  # nodeFailurePolicy.timeoutSeconds (the schema's minimum is 10)
 REPLICA_USER, REPLICA_PASSWORD = "app", "app-secret"
 REPL_USER, REPL_PASSWORD = "repl", "replpass"
 
@@ -103,7 +104,7 @@ class Kube:
     def diagnosis(self) -> str:
         return "\n".join(
             [
-                self.kubectl("get", "-A", "pods,pvc,kingbusclusters", "-o", "wide", check=False),
+                self.kubectl("get", "-A", "nodes,pods,pvc,kingbusclusters", "-o", "wide", check=False),
                 self.kubectl("describe", "-n", NAMESPACE, "kingbuscluster", "kb", check=False)[-3000:],
                 self.kubectl(
                     "logs", "-n", OPERATOR_NAMESPACE, "deploy/kingbus-operator", "--tail=40", check=False
@@ -119,7 +120,7 @@ def kind_cluster(kind: str, node_image: str, keep: bool) -> Iterator[Path]:
     step(f"creating kind cluster {CLUSTER} from {node_image}")
     run(
         [kind, "create", "cluster", "--name", CLUSTER, "--image", node_image, "--kubeconfig", str(kubeconfig),
-         "--config", str(ROOT / "e2e/kind/cluster.yaml"), "--wait", "3m"]
+         "--config", str(ROOT / "e2e/kind/cluster.yaml")]
     )  # fmt: skip
     try:
         yield kubeconfig
@@ -128,35 +129,95 @@ def kind_cluster(kind: str, node_image: str, keep: bool) -> Iterator[Path]:
             run([kind, "delete", "cluster", "--name", CLUSTER], check=False)
 
 
-def node_container() -> str:
-    return f"{CLUSTER}-control-plane"
+class Node:
+    """A kind node: its container (named like the Kubernetes node), address and pod CIDR."""
+
+    def __init__(self, obj: Obj) -> None:
+        self.name: str = obj["metadata"]["name"]
+        self.ip: str = next(a["address"] for a in obj["status"]["addresses"] if a["type"] == "InternalIP")
+        self.pod_cidr: str = obj["spec"]["podCIDR"]
+        self.worker = "node-role.kubernetes.io/control-plane" not in obj["metadata"]["labels"]
+
+    def exec(self, *argv: str, input_text: str | None = None) -> str:
+        return run(["docker", "exec", "-i", self.name, *argv], input_text=input_text)
 
 
-def docker_address(container: str) -> tuple[str, str]:
-    """(the container's address, its network's gateway, i.e. this host) on kind's network."""
-    raw = run(["docker", "inspect", container, "--format", "{{json .NetworkSettings.Networks}}"])
-    network = json.loads(raw)["kind"]
-    return network["IPAddress"], network["Gateway"]
+def bridge_conflist(pod_cidr: str) -> str:
+    return json.dumps(
+        {
+            "cniVersion": "1.0.0",
+            "name": "kingbus-bridge",
+            "plugins": [
+                {
+                    "type": "bridge",
+                    "bridge": "cni0",
+                    "isGateway": True,
+                    "ipMasq": True,
+                    "hairpinMode": True,
+                    "ipam": {
+                        "type": "host-local",
+                        "ranges": [[{"subnet": pod_cidr}]],
+                        "routes": [{"dst": "0.0.0.0/0"}],
+                    },
+                },
+                {"type": "portmap", "capabilities": {"portMappings": True}},
+                {"type": "loopback"},
+            ],
+        }
+    )
+
+
+def pod_network(kube: Kube) -> list[Node]:
+    """What kindnetd does, whose image cannot be had here: each node gets a bridge network for
+    the pod CIDR the control plane allocated it, and a route to every other node's pod CIDR
+    through that node. Returns the nodes once all are Ready."""
+    nodes: list[Node] = []
+
+    def allocated() -> bool:
+        nonlocal nodes
+        items = json.loads(kube.kubectl("get", "nodes", "-o", "json"))["items"]
+        nodes = [Node(n) for n in items]
+        return len(nodes) == 4
+
+    wait("every node's pod CIDR", allocated, 120, kube.diagnosis)
+    for node in nodes:
+        node.exec("sh", "-c", "mkdir -p /etc/cni/net.d && cat > /etc/cni/net.d/10-kingbus-bridge.conflist",
+                  input_text=bridge_conflist(node.pod_cidr))  # fmt: skip
+        for other in nodes:
+            if other is not node:
+                node.exec("ip", "route", "replace", other.pod_cidr, "via", other.ip)
+    kube.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=180s")
+    return nodes
+
+
+def kind_gateway(node: Node) -> str:
+    """This host's address on kind's Docker network (the network's gateway)."""
+    raw = run(["docker", "inspect", node.name, "--format", "{{json .NetworkSettings.Networks}}"])
+    gateway: str = json.loads(raw)["kind"]["Gateway"]
+    return gateway
 
 
 @contextmanager
-def routes_to_cluster(node_ip: str, keep: bool) -> Iterator[None]:
-    """Let this host reach pod and Service addresses through the node (kube-proxy's rules there
-    turn a Service address into a pod's), as a client in the cluster's network would."""
-    for subnet in (POD_SUBNET, SERVICE_SUBNET):
-        run(["ip", "route", "replace", subnet, "via", node_ip])
+def routes_to_cluster(nodes: Sequence[Node], keep: bool) -> Iterator[None]:
+    """Let this host reach pods (through their nodes) and Services (through the control plane,
+    whose kube-proxy rules turn a Service address into a pod's), as a client in the cluster's
+    network would."""
+    control_plane = next(n for n in nodes if not n.worker)
+    routes = [(n.pod_cidr, n.ip) for n in nodes] + [(SERVICE_SUBNET, control_plane.ip)]
+    for subnet, via in routes:
+        run(["ip", "route", "replace", subnet, "via", via])
     try:
         yield
     finally:
         if not keep:
-            for subnet in (POD_SUBNET, SERVICE_SUBNET):
-                run(["ip", "route", "del", subnet, "via", node_ip], check=False)
+            for subnet, via in routes:
+                run(["ip", "route", "del", subnet, "via", via], check=False)
 
 
-def local_volumes(kube: Kube) -> None:
-    """Statically provisioned local volumes whose directories belong to root, as a fresh disk's
-    root does: the member pods must be able to write them as the image's non-root user."""
-    node = node_container()
+def local_volumes(kube: Kube, nodes: Sequence[Node]) -> None:
+    """Statically provisioned local volumes on every worker, whose directories belong to root
+    as a fresh disk's root does: the member pods must be able to write them as the image's
+    non-root user."""
     docs: list[Obj] = [
         {
             "apiVersion": "storage.k8s.io/v1",
@@ -166,34 +227,28 @@ def local_volumes(kube: Kube) -> None:
             "volumeBindingMode": "WaitForFirstConsumer",
         }
     ]
-    for i in range(VOLUMES):
-        path = f"/var/local-volumes/v{i}"
-        run(["docker", "exec", node, "install", "-d", "-o", "root", "-g", "root", "-m", "0755", path])
-        docs.append(
-            {
-                "apiVersion": "v1",
-                "kind": "PersistentVolume",
-                "metadata": {"name": f"kingbus-local-{i}"},
-                "spec": {
-                    "capacity": {"storage": "2Gi"},
-                    "accessModes": ["ReadWriteOnce"],
-                    "persistentVolumeReclaimPolicy": "Retain",
-                    "storageClassName": STORAGE_CLASS,
-                    "local": {"path": path},
-                    "nodeAffinity": {
-                        "required": {
-                            "nodeSelectorTerms": [
-                                {
-                                    "matchExpressions": [
-                                        {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}
-                                    ]
-                                }
-                            ]
-                        }
+    for node in (n for n in nodes if n.worker):
+        for i in range(VOLUMES_PER_WORKER):
+            path = f"/var/local-volumes/v{i}"
+            node.exec("install", "-d", "-o", "root", "-g", "root", "-m", "0755", path)
+            on_node = {"key": "kubernetes.io/hostname", "operator": "In", "values": [node.name]}
+            docs.append(
+                {
+                    "apiVersion": "v1",
+                    "kind": "PersistentVolume",
+                    "metadata": {"name": f"{node.name}-v{i}"},
+                    "spec": {
+                        "capacity": {"storage": "2Gi"},
+                        "accessModes": ["ReadWriteOnce"],
+                        "persistentVolumeReclaimPolicy": "Retain",
+                        "storageClassName": STORAGE_CLASS,
+                        "local": {"path": path},
+                        "nodeAffinity": {
+                            "required": {"nodeSelectorTerms": [{"matchExpressions": [on_node]}]}
+                        },
                     },
-                },
-            }
-        )
+                }
+            )
     kube.apply(*docs, namespace="default")
 
 
@@ -213,7 +268,7 @@ def cluster_resource(source: mysql.MySQLServer, replicas: int, image: str) -> Ob
                 "credentialsSecret": {"name": "source-creds"},
             },
             "replicaUsers": {"secretName": "replica-users"},
-            "nodeFailurePolicy": {"action": "None"},
+            "nodeFailurePolicy": {"action": "Recreate", "timeoutSeconds": NODE_LOSS_TIMEOUT},
         },
     }
 
@@ -306,9 +361,41 @@ def scenario(kube: Kube, image: str, gateway: str, work: Path) -> None:
         replica.wait_replica_caught_up(standby.gtid_executed(), timeout=120)
         step("source killed, spec.source re-pointed to the promoted standby: its new transactions "
              "reached every member and the replica, which was never re-pointed")  # fmt: skip
+
+        lose_a_node(kube, standby, replica)
     finally:
         for server in servers:
             server.stop()
+
+
+def lose_a_node(kube: Kube, source: mysql.MySQLServer, replica: mysql.MySQLServer) -> None:
+    """The Kubernetes node of a follower is killed and never comes back: once it has been
+    NotReady for nodeFailurePolicy.timeoutSeconds, the operator removes the member from Raft and
+    has it recreated on another node, from an empty volume, where it rejoins and catches up."""
+    leader = kube.get("kingbuscluster", "kb")["status"]["leader"]
+    victim = next(m for m in ("kb-0", "kb-1", "kb-2") if m != leader)
+    lost = kube.get("pod", victim)["spec"]["nodeName"]
+    run(["docker", "kill", lost])
+    lost_at = time.monotonic()
+    with source.connect() as conn:
+        mixed_workload(conn, transactions=100, seed=5, database="w5")
+
+    def elsewhere() -> bool:
+        pod = kube.get("pod", victim)
+        ready = any(
+            c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", [])
+        )
+        return pod["spec"].get("nodeName") not in (None, lost) and ready
+
+    wait(f"{victim} Ready on a node other than {lost}", elsewhere, 600, kube.diagnosis)
+    wait_members_committed(kube, 3, source.gtid_executed(), source, timeout=300)
+    replica.wait_replica_caught_up(source.gtid_executed(), timeout=120)
+    now_on = kube.get("pod", victim)["spec"]["nodeName"]
+    took = time.monotonic() - lost_at
+    step(
+        f"node {lost} killed for good with follower {victim} on it: {victim} recreated on {now_on} "
+        f"from an empty volume after {took:.0f} s, caught up; so did the replica"
+    )
 
 
 def main() -> int:
@@ -325,7 +412,11 @@ def main() -> int:
     started = time.monotonic()
     with kind_cluster(args.kind, args.node_image, args.keep) as kubeconfig:
         kube = Kube(args.kubectl, args.helm, kubeconfig)
-        step(f"loading {args.image} into the node")
+        nodes = pod_network(kube)
+        step(
+            f"{len(nodes)} nodes Ready, each with a bridge network for its pod CIDR and routes to the others"
+        )
+        step(f"loading {args.image} into the nodes")
         run([args.kind, "load", "docker-image", args.image, "--name", CLUSTER])
         repository, _, tag = args.image.rpartition(":")
         kube.helm(
@@ -338,10 +429,9 @@ def main() -> int:
             "rollout", "status", "-n", OPERATOR_NAMESPACE, "deployment/kingbus-operator", "--timeout=120s"
         )
         step("operator installed by the Helm chart (CRDs, RBAC, Deployment), its pods Ready")
-        local_volumes(kube)
-        node_ip, gateway = docker_address(node_container())
-        with routes_to_cluster(node_ip, args.keep):
-            scenario(kube, args.image, gateway, work)
+        local_volumes(kube, nodes)
+        with routes_to_cluster(nodes, args.keep):
+            scenario(kube, args.image, kind_gateway(nodes[0]), work)
     step(f"passed in {time.monotonic() - started:.0f} s (scratch directory {work})")
     return 0
 
