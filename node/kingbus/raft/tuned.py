@@ -18,6 +18,8 @@ internals belong to.
 * Flow control: the leader sends nothing more to a follower while what it already queued for
   that follower's connection exceeds `SEND_WINDOW_BYTES`, so a slow follower costs the
   leader a bounded buffer instead of a copy of everything it has not read yet.
+* Silent followers are let go: the leader closes a follower connection it has heard nothing
+  on for `connectionTimeout`, checked on the tick (`SILENCE_CHECK_SECONDS`).
 
 A SyncObj whose journal has no ``sync``/``unsynced`` (pysyncobj's own journals) is left alone
 by the group-commit hooks.
@@ -57,6 +59,14 @@ _APPLY_STEP = 2  # entries per step: a step is the unit the budget is checked ag
 # exceeds by the entry that crosses it).  The window is bytes the kernel could not take yet:
 # the socket's own buffer (sendBufferSize) comes first.
 SEND_WINDOW_BYTES = 16 * 1024 * 1024
+# How often the leader looks for follower connections silent for longer than connectionTimeout.
+# pysyncobj checks a connection's silence only when it sends on it or the poller reports it,
+# and flow control stops both for a follower that stopped reading: a follower that vanished
+# without a reset (its pod deleted, its Kubernetes node lost) stayed "connected" with a full
+# queue until the kernel gave up retransmitting (~15 min), so the leader never dialled the
+# member's new address (seen on a kind cluster). A connection still being established counts
+# too: a SYN to a vanished address is otherwise retried by the kernel for ~2 min.
+SILENCE_CHECK_SECONDS = 0.5
 
 
 def describe_stall(seconds: float, phases: dict[str, float]) -> str:
@@ -81,6 +91,9 @@ class TunedSyncObj(SyncObj):  # type: ignore[misc]
     kb_send_window_bytes = SEND_WINDOW_BYTES
     _kb_sends_held = 0
     _kb_held_now: set[Any] = set()  # followers out of pysyncobj's connected set for one send
+    # Silent followers (tick thread only): when the leader last looked, connections it closed.
+    _kb_silence_checked = 0.0
+    _kb_silent_closed = 0
 
     def kb_store_behind(self) -> bool:
         """The state machine's store is being brought up to a snapshot it is behind on
@@ -114,9 +127,26 @@ class TunedSyncObj(SyncObj):  # type: ignore[misc]
         self._pre_vote_before_election()
         super()._onTick(timeToWait)
         ended = time.monotonic()
+        self._close_silent_follower_connections(ended)
         self._kb_tick_end = ended
         # The poll at the end of a tick waits up to timeToWait: that part is not work.
         self._note_stall(max(ended - started - timeToWait, started - previous_end), ended)
+
+    def _close_silent_follower_connections(self, now: float) -> None:
+        if not self._isLeader() or now - self._kb_silence_checked < SILENCE_CHECK_SECONDS:
+            return
+        self._kb_silence_checked = now
+        for node, connection in list(self._SyncObj__transport._connections.items()):
+            if connection.state == CONNECTION_STATE.DISCONNECTED:
+                continue
+            connection._TcpConnection__processConnectionTimeout()  # disconnects if silent
+            if connection.state == CONNECTION_STATE.DISCONNECTED:
+                self._kb_silent_closed += 1
+                log.warning(
+                    "closed the connection to %s: nothing received from it for %.1f s",
+                    node.id,
+                    self._SyncObj__conf.connectionTimeout,
+                )
 
     def kb_phase(self, name: str, seconds: float) -> None:
         """Time this tick spent in one of its phases (the stall report names them)."""
