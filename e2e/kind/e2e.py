@@ -2,11 +2,11 @@
 KingbusCluster of real Kingbus pods on persistent volumes in front of a MySQL 9.7 source, and
 a real MySQL 9.7 replica streams from the cluster's Service. Then: a member's pod is
 force-deleted, the cluster scales to four and back to three, the source dies and is replaced
-by declaring a new ``spec.source``, and a Kubernetes node holding a member is lost for good
-(its member is recreated on another node), all while the replica, never re-pointed, keeps
-receiving every transaction.
+by declaring a new ``spec.source``, and the Kubernetes node of the leader (``--lose
+follower``: of a follower) is lost for good (its member is recreated on another node), all
+while the replica, never re-pointed, keeps receiving every transaction.
 
-    bash e2e/kind/run.sh [--keep]
+    bash e2e/kind/run.sh [--keep] [--lose leader|follower]
 
 Exit status 0 only if every step did what it says. The kind cluster, the host routes to its
 pod and service networks and the MySQL servers are removed at the end (``--keep`` keeps them).
@@ -300,7 +300,7 @@ def wait_members_committed(
     wait(f"{members} Ready members with committed set {gtid_set}", done, timeout, kube.diagnosis)
 
 
-def scenario(kube: Kube, image: str, gateway: str, work: Path) -> None:
+def scenario(kube: Kube, image: str, gateway: str, work: Path, lose: str) -> None:
     tree = mysql.provision()
     source = mysql.MySQLServer(tree, work / "source", port=free_port(), server_id=1)
     standby = mysql.MySQLServer(tree, work / "standby", port=free_port(), server_id=2)
@@ -362,19 +362,22 @@ def scenario(kube: Kube, image: str, gateway: str, work: Path) -> None:
         step("source killed, spec.source re-pointed to the promoted standby: its new transactions "
              "reached every member and the replica, which was never re-pointed")  # fmt: skip
 
-        lose_a_node(kube, standby, replica)
+        lose_a_node(kube, standby, replica, lose)
     finally:
         for server in servers:
             server.stop()
 
 
-def lose_a_node(kube: Kube, source: mysql.MySQLServer, replica: mysql.MySQLServer) -> None:
-    """The Kubernetes node of a follower is killed and never comes back: once it has been
-    NotReady for nodeFailurePolicy.timeoutSeconds, the operator removes the member from Raft and
-    has it recreated on another node, from an empty volume, where it rejoins and catches up."""
+def lose_a_node(kube: Kube, source: mysql.MySQLServer, replica: mysql.MySQLServer, whose: str) -> None:
+    """The Kubernetes node of the leader (or of a follower) is killed and never comes back:
+    once it has been NotReady for nodeFailurePolicy.timeoutSeconds, the operator removes the
+    member from Raft (after the two others elected a leader, if it was the leader) and has it
+    recreated on another node, from an empty volume, where it rejoins and catches up."""
     leader = kube.get("kingbuscluster", "kb")["status"]["leader"]
-    victim = next(m for m in ("kb-0", "kb-1", "kb-2") if m != leader)
+    victim = leader if whose == "leader" else next(m for m in ("kb-0", "kb-1", "kb-2") if m != leader)
     lost = kube.get("pod", victim)["spec"]["nodeName"]
+    on_lost = [m for m in ("kb-0", "kb-1", "kb-2") if kube.get("pod", m)["spec"]["nodeName"] == lost]
+    assert on_lost == [victim], f"members on {lost}: {on_lost} (losing it would lose quorum)"
     run(["docker", "kill", lost])
     lost_at = time.monotonic()
     with source.connect() as conn:
@@ -392,9 +395,10 @@ def lose_a_node(kube: Kube, source: mysql.MySQLServer, replica: mysql.MySQLServe
     replica.wait_replica_caught_up(source.gtid_executed(), timeout=120)
     now_on = kube.get("pod", victim)["spec"]["nodeName"]
     took = time.monotonic() - lost_at
+    after = kube.get("kingbuscluster", "kb")["status"]["leader"]
     step(
-        f"node {lost} killed for good with follower {victim} on it: {victim} recreated on {now_on} "
-        f"from an empty volume after {took:.0f} s, caught up; so did the replica"
+        f"node {lost} killed for good with the {whose} {victim} on it (leader now {after}): {victim} "
+        f"recreated on {now_on} from an empty volume after {took:.0f} s, caught up; so did the replica"
     )
 
 
@@ -406,6 +410,12 @@ def main() -> int:
     parser.add_argument("--kubectl", required=True)
     parser.add_argument("--helm", required=True)
     parser.add_argument("--keep", action="store_true", help="leave the kind cluster and routes in place")
+    parser.add_argument(
+        "--lose",
+        choices=("leader", "follower"),
+        default="leader",
+        help="whose Kubernetes node is lost at the end",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="kingbus-kind-e2e-"))
@@ -431,7 +441,7 @@ def main() -> int:
         step("operator installed by the Helm chart (CRDs, RBAC, Deployment), its pods Ready")
         local_volumes(kube, nodes)
         with routes_to_cluster(nodes, args.keep):
-            scenario(kube, args.image, kind_gateway(nodes[0]), work)
+            scenario(kube, args.image, kind_gateway(nodes[0]), work, args.lose)
     step(f"passed in {time.monotonic() - started:.0f} s (scratch directory {work})")
     return 0
 
