@@ -306,6 +306,17 @@ def _membership(f: Facts, raft: RaftFact, current: int) -> Action | None:
     return None
 
 
+def status_order(pods: Sequence[PodFact]) -> list[int]:
+    """The ordinals whose admin API to ask for the cluster's Raft status, in order: running
+    pods that are Ready first, then the other running ones, each by ordinal.
+
+    A pod on a lost Kubernetes node still reads Running (its kubelet is gone) but not Ready;
+    asked first (kb-0 always was), it cost every reconcile pass the admin client's timeouts
+    and retries before a live member answered."""
+    running = [p for p in pods if p.running and not p.terminating]
+    return [p.ordinal for p in sorted(running, key=lambda p: (not p.ready, p.ordinal))]
+
+
 def _transfer_target(raft: RaftFact, pods: Sequence[PodFact], *, exclude: str) -> str | None:
     """A healthy voter other than `exclude`, one whose pod is Ready first: a member that is
     still catching up from its peers is connected (healthy) but not Ready, and its node

@@ -250,9 +250,8 @@ class Pass:
         if not self.admin_token:
             return None
         client = _client_for(self.namespace, self.name, self.admin_token)
-        candidates = [p.ordinal for p in pods if p.running and not p.terminating]
         doc: Mapping[str, Any] | None = None
-        for ordinal in candidates:
+        for ordinal in d.status_order(pods):
             try:
                 doc = await client.status(names.admin_url(self.name, self.namespace, ordinal))
                 break

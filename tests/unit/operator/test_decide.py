@@ -13,7 +13,7 @@ import pytest
 
 from kingbus_operator import crd
 from kingbus_operator import decide as d
-from kingbus_operator.facts import DesiredSource, SourceFact, SourceProbe
+from kingbus_operator.facts import DesiredSource, PodFact, SourceFact, SourceProbe
 from tests.unit.operator.operator_world import UUID_A, UUID_B, World, world
 
 RECREATE = crd.NodeFailurePolicy(action="Recreate", timeout_seconds=60)
@@ -541,3 +541,31 @@ def test_walk_to_any_size_in_safe_single_steps(size: int, target: int) -> None:
         pytest.fail("did not converge")
     assert len(w.members) == target and w.sts_replicas == target
     assert all(abs(a - b) <= 1 for a, b in itertools.pairwise(sizes))
+
+
+def _pod(ordinal: int, *, ready: bool, running: bool = True, terminating: bool = False) -> PodFact:
+    return PodFact(name=f"kb-{ordinal}", ordinal=ordinal, node=f"n{ordinal}", running=running, ready=ready,
+                   terminating=terminating)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("pods", "order"),
+    [
+        # kb-0's Kubernetes node is lost: it still reads Running, but not Ready. Ask it last.
+        ([_pod(0, ready=False), _pod(1, ready=True), _pod(2, ready=True)], [1, 2, 0]),
+        ([_pod(0, ready=True), _pod(1, ready=True), _pod(2, ready=True)], [0, 1, 2]),
+        ([_pod(2, ready=False), _pod(0, ready=False), _pod(1, ready=True)], [1, 0, 2]),
+        # Not running or being deleted: not asked at all.
+        (
+            [
+                _pod(0, ready=True, terminating=True),
+                _pod(1, ready=False, running=False),
+                _pod(2, ready=False),
+            ],
+            [2],
+        ),
+        ([], []),
+    ],
+)
+def test_status_is_asked_of_ready_members_first(pods: list[PodFact], order: list[int]) -> None:
+    assert d.status_order(pods) == order
