@@ -2,11 +2,11 @@
 KingbusCluster of real Kingbus pods on persistent volumes in front of a MySQL 9.7 source, and
 a real MySQL 9.7 replica streams from the cluster's Service. Then: a member's pod is
 force-deleted, the cluster scales to four and back to three, the source dies and is replaced
-by declaring a new ``spec.source``, and the Kubernetes node of the leader (``--lose
-follower``: of a follower) is lost for good (its member is recreated on another node), all
+by declaring a new ``spec.source``, and the Kubernetes node of a follower (``--lose
+leader``: of the leader) is lost for good (its member is recreated on another node), all
 while the replica, never re-pointed, keeps receiving every transaction.
 
-    bash e2e/kind/run.sh [--keep] [--lose leader|follower]
+    bash e2e/kind/run.sh [--keep] [--lose follower|leader]
 
 Exit status 0 only if every step did what it says. The kind cluster, the host routes to its
 pod and service networks and the MySQL servers are removed at the end (``--keep`` keeps them).
@@ -413,8 +413,8 @@ def main() -> int:
     parser.add_argument(
         "--lose",
         choices=("leader", "follower"),
-        default="leader",
-        help="whose Kubernetes node is lost at the end",
+        default="follower",
+        help="whose Kubernetes node is lost at the end (leader: see the open defect in e2e/kind/README.md)",
     )
     args = parser.parse_args()
 
